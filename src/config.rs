@@ -1,0 +1,309 @@
+//! Server settings with MLServer's names and defaults: settings.json < `MLSERVER_*` env < CLI flags.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Value};
+
+/// The server's settings (MLServer's `Settings`, minus what only a Python server needs).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Debug logging.
+    pub debug: bool,
+    /// Default number of instances per model (MLServer's inference worker processes; here: threads with a session each).
+    pub parallel_workers: usize,
+    /// Root folder searched for `**/model-settings.json`.
+    pub model_repository_root: PathBuf,
+    /// Load every model found at start-up (Seldon Core sets it to false and loads through the repository API).
+    pub load_models_at_startup: bool,
+    /// Name returned by `GET /v2`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub server_name: String,
+    /// Version returned by `GET /v2`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub server_version: String,
+    /// Extra protocol extensions to advertise in `GET /v2`.
+    pub extensions: Vec<String>,
+    /// Address to listen on.
+    #[serde(deserialize_with = "lenient_string")]
+    pub host: String,
+    /// HTTP (REST) port; 0 picks a free one.
+    pub http_port: u16,
+    /// gRPC port; 0 picks a free one.
+    pub grpc_port: u16,
+    /// Largest gRPC message, in bytes.
+    pub grpc_max_message_length: Option<usize>,
+    /// Prefix under which the REST routes are served (behind a proxy).
+    #[serde(deserialize_with = "lenient_string")]
+    pub root_path: String,
+    /// CORS settings (allow_origins, allow_methods, ...).
+    pub cors_settings: Option<Value>,
+    /// Path of the Prometheus endpoint; null disables metrics.
+    pub metrics_endpoint: Option<String>,
+    /// Port of the metrics listener.
+    pub metrics_port: u16,
+    /// Gzip responses and accept gzip request bodies.
+    pub gzip_enabled: bool,
+    /// JSON log lines instead of text.
+    pub use_structured_logging: bool,
+    /// Requests that may wait in each model's queue before new ones get 429.
+    pub model_queue_size: usize,
+    /// Path of the ONNX Runtime library (`--onnxruntime-lib`).
+    pub onnxruntime_lib: Option<PathBuf>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            debug: false,
+            parallel_workers: 1,
+            model_repository_root: PathBuf::from("."),
+            load_models_at_startup: true,
+            server_name: "oxinfer".into(),
+            server_version: env!("CARGO_PKG_VERSION").into(),
+            extensions: Vec::new(),
+            host: "0.0.0.0".into(),
+            http_port: 8080,
+            grpc_port: 8081,
+            grpc_max_message_length: None,
+            root_path: String::new(),
+            cors_settings: None,
+            metrics_endpoint: Some("/metrics".into()),
+            metrics_port: 8082,
+            gzip_enabled: true,
+            use_structured_logging: false,
+            model_queue_size: 1024,
+            onnxruntime_lib: None,
+        }
+    }
+}
+
+/// Setting names oxinfer reads.
+const KNOWN: &[&str] = &[
+    "debug",
+    "parallel_workers",
+    "model_repository_root",
+    "load_models_at_startup",
+    "server_name",
+    "server_version",
+    "extensions",
+    "host",
+    "http_port",
+    "grpc_port",
+    "grpc_max_message_length",
+    "root_path",
+    "cors_settings",
+    "metrics_endpoint",
+    "metrics_port",
+    "gzip_enabled",
+    "use_structured_logging",
+    "model_queue_size",
+    "onnxruntime_lib",
+];
+
+/// MLServer settings that have no meaning here (Python-specific); accepted silently.
+const IGNORED: &[&str] = &[
+    "environments_dir",
+    "parallel_workers_timeout",
+    "model_repository_implementation",
+    "model_repository_implementation_args",
+    "metrics_dir",
+    "metrics_rest_server_prefix",
+    "logging_settings",
+    "kafka_enabled",
+    "kafka_servers",
+    "kafka_topic_input",
+    "kafka_topic_output",
+    "tracing_server",
+    "cache_enabled",
+    "cache_size",
+];
+
+/// A settings problem that stops the server from starting.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+/// The settings layers, lowest first; each is a JSON object of setting name -> value.
+pub struct Layers {
+    pub file: Map<String, Value>,
+    pub env: Map<String, Value>,
+    pub flags: Map<String, Value>,
+    /// Problems worth a warning (unknown settings), logged once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+impl Layers {
+    /// Reads `folder/settings.json` (if present) and `MLSERVER_*` from `env`.
+    pub fn read(
+        folder: &Path,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Layers, ConfigError> {
+        let path = folder.join("settings.json");
+        let file = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                Ok(Value::Object(map)) => map,
+                Ok(_) => {
+                    return Err(ConfigError(format!(
+                        "{} must hold a JSON object",
+                        path.display()
+                    )))
+                }
+                Err(e) => {
+                    return Err(ConfigError(format!(
+                        "{} is not valid JSON: {e}",
+                        path.display()
+                    )))
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
+            Err(e) => return Err(ConfigError(format!("cannot read {}: {e}", path.display()))),
+        };
+        let warnings = file
+            .keys()
+            .filter(|key| !KNOWN.contains(&key.as_str()) && !IGNORED.contains(&key.as_str()))
+            .map(|key| format!("{}: unknown setting '{key}' ignored", path.display()))
+            .collect();
+        Ok(Layers {
+            file,
+            env: env_layer(env),
+            flags: Map::new(),
+            warnings,
+        })
+    }
+
+    /// Merges the layers (flags > env > file > defaults) into validated settings.
+    pub fn resolve(self) -> Result<Settings, ConfigError> {
+        for warning in &self.warnings {
+            tracing::warn!("{warning}");
+        }
+        let mut merged = Map::new();
+        for layer in [self.file, self.env, self.flags] {
+            for (key, value) in layer {
+                if KNOWN.contains(&key.as_str()) {
+                    merged.insert(key, value);
+                }
+            }
+        }
+        for (key, value) in &merged {
+            let mut single = Map::new();
+            single.insert(key.clone(), value.clone());
+            if let Err(e) = serde_json::from_value::<Settings>(Value::Object(single)) {
+                return Err(ConfigError(format!("invalid setting {key} = {value}: {e}")));
+            }
+        }
+        let settings: Settings = serde_json::from_value(Value::Object(merged))
+            .map_err(|e| ConfigError(format!("invalid setting: {e}")))?;
+        if settings.parallel_workers > 256 {
+            return Err(ConfigError("parallel_workers must be at most 256".into()));
+        }
+        if settings.model_queue_size == 0 {
+            return Err(ConfigError("model_queue_size must be at least 1".into()));
+        }
+        Ok(settings)
+    }
+}
+
+/// `MLSERVER_<NAME>` variables for the settings oxinfer knows; values are read as JSON when they parse, else as text.
+fn env_layer(env: impl Iterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut map = Map::new();
+    for (key, value) in env {
+        let Some(name) = key.strip_prefix("MLSERVER_") else {
+            continue;
+        };
+        let name = name.to_ascii_lowercase();
+        if KNOWN.contains(&name.as_str()) {
+            map.insert(name, env_value(&value));
+        }
+    }
+    map
+}
+
+/// An env value as JSON: `8080` -> number, `true` -> bool, `["a"]` -> array, anything else -> string.
+pub fn env_value(value: &str) -> Value {
+    serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+}
+
+/// Accepts a string, or a number/bool written where a string belongs (as env values often are).
+fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::String(s) => Ok(s),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(serde::de::Error::custom(format!(
+            "expected a string, got {other}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn layers(file: Value, env: &[(&str, &str)], flags: Value) -> Layers {
+        Layers {
+            file: file.as_object().unwrap().clone(),
+            env: env_layer(env.iter().map(|(k, v)| (k.to_string(), v.to_string()))),
+            flags: flags.as_object().unwrap().clone(),
+            warnings: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn defaults_deserialize_from_nothing() {
+        let s = layers(json!({}), &[], json!({})).resolve().unwrap();
+        assert_eq!(s, Settings::default());
+        assert_eq!(s.http_port, 8080);
+        assert_eq!(s.grpc_port, 8081);
+        assert_eq!(s.metrics_port, 8082);
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let s = layers(
+            json!({"http_port": 1, "grpc_port": 2, "host": "10.0.0.1", "server_name": "file"}),
+            &[
+                ("MLSERVER_HTTP_PORT", "3"),
+                ("MLSERVER_GRPC_PORT", "4"),
+                ("MLSERVER_SERVER_VERSION", "7"),
+            ],
+            json!({"http_port": 5}),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(s.http_port, 5);
+        assert_eq!(s.grpc_port, 4);
+        assert_eq!(s.host, "10.0.0.1");
+        assert_eq!(s.server_name, "file");
+        assert_eq!(s.server_version, "7");
+    }
+
+    #[test]
+    fn invalid_values_are_errors_naming_the_problem() {
+        let err = layers(json!({"http_port": "eighty"}), &[], json!({}))
+            .resolve()
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("invalid setting http_port"),
+            "{err}"
+        );
+        let err = layers(json!({}), &[("MLSERVER_HTTP_PORT", "70000")], json!({}))
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid"), "{err}");
+    }
+
+    #[test]
+    fn env_booleans_parse() {
+        let s = layers(
+            json!({}),
+            &[("MLSERVER_LOAD_MODELS_AT_STARTUP", "false")],
+            json!({}),
+        )
+        .resolve()
+        .unwrap();
+        assert!(!s.load_models_at_startup);
+    }
+}

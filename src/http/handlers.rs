@@ -1,0 +1,122 @@
+//! REST handlers: decode the transport, call the service, encode the answer. No validation lives here.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::types::{parse_infer_request, write_infer_response};
+use crate::error::Error;
+use crate::service::{ModelMetadata, ServerMetadata, Service};
+
+/// `{name}` and optional `{version}` of a model route.
+#[derive(Debug, Deserialize)]
+pub struct ModelPath {
+    name: String,
+    #[serde(default)]
+    version: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct LiveBody {
+    live: bool,
+}
+
+#[derive(Serialize)]
+pub struct ReadyBody {
+    ready: bool,
+}
+
+#[derive(Serialize)]
+pub struct ModelReadyBody {
+    name: String,
+    ready: bool,
+}
+
+fn ok_or_unavailable(ok: bool) -> StatusCode {
+    if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+pub async fn live(State(service): State<Arc<Service>>) -> (StatusCode, Json<LiveBody>) {
+    let live = service.live();
+    (ok_or_unavailable(live), Json(LiveBody { live }))
+}
+
+pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, Json<ReadyBody>) {
+    let ready = service.ready();
+    (ok_or_unavailable(ready), Json(ReadyBody { ready }))
+}
+
+pub async fn server_metadata(State(service): State<Arc<Service>>) -> Json<ServerMetadata> {
+    Json(service.server_metadata())
+}
+
+pub async fn model_metadata(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<ModelMetadata>, Error> {
+    service
+        .model_metadata(&path.name, path.version.as_deref())
+        .map(Json)
+}
+
+pub async fn model_ready(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
+    let ready = service.model_ready(&path.name, path.version.as_deref())?;
+    Ok((
+        ok_or_unavailable(ready),
+        Json(ModelReadyBody {
+            name: path.name,
+            ready,
+        }),
+    ))
+}
+
+pub async fn infer(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    let body = body.map_err(body_error)?;
+    let request = parse_infer_request(&body)?;
+    drop(body);
+    let response = service
+        .infer(&path.name, path.version.as_deref(), request)
+        .await?;
+    let bytes = write_infer_response(&response);
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+/// Maps a body read failure (too large, aborted) to the server's error shape.
+fn body_error(rejection: BytesRejection) -> Error {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        Error::PayloadTooLarge(format!(
+            "request body is larger than the limit of {} bytes",
+            super::MAX_BODY_BYTES
+        ))
+    } else {
+        Error::InvalidInput(format!(
+            "cannot read the request body: {}",
+            rejection.body_text()
+        ))
+    }
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> Error {
+    Error::NotFoundRoute(format!("no route for {}", uri.path()))
+}
+
+pub async fn method_not_allowed() -> Error {
+    Error::MethodNotAllowed("method not allowed on this route".into())
+}

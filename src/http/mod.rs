@@ -1,0 +1,44 @@
+//! The REST (V2 HTTP) transport: an axum router of thin handlers over the service.
+
+mod handlers;
+pub mod types;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::service::Service;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// The V2 REST routes; every model route exists with and without `/versions/{version}`.
+pub fn router(service: Arc<Service>) -> Router {
+    Router::new()
+        .route("/v2/health/live", get(handlers::live))
+        .route("/v2/health/ready", get(handlers::ready))
+        .route("/v2", get(handlers::server_metadata))
+        .route("/v2/models/{name}", get(handlers::model_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(handlers::model_metadata),
+        )
+        .route("/v2/models/{name}/ready", get(handlers::model_ready))
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(handlers::model_ready),
+        )
+        .route("/v2/models/{name}/infer", post(handlers::infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(handlers::infer),
+        )
+        .fallback(handlers::not_found)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .with_state(service)
+}

@@ -1,0 +1,26 @@
+//! oxinfer: an Open Inference Protocol (KServe V2) server for ONNX models, a drop-in for Seldon MLServer.
+//!
+//! How a request flows:
+//! 1. A transport ([`http`]) decodes the wire format into [`service::InferRequest`] with typed [`tensor::Tensor`]s
+//!    (codecs at the edge: [`tensor::json`]).
+//! 2. [`service::Service`] resolves the model version in the [`repository::Repository`], validates inputs and
+//!    requested outputs against the model's signature (once, for every transport), and queues the request.
+//! 3. A worker thread ([`model::worker`]) that owns the model's ONNX Runtime session ([`model::onnx`]) runs it and
+//!    replies on a oneshot channel; the async runtime never blocks on inference.
+//! 4. The transport encodes the [`service::InferResponse`]; errors are one [`error::Error`] mapped once to a status.
+//!
+//! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
+//! [`server`] (listeners and shutdown).
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod repository;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod tensor;
+
+pub use error::Error;

@@ -1,0 +1,39 @@
+//! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the worker threads that own it.
+
+pub mod onnx;
+pub mod worker;
+
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::tensor::{DataType, Parameters, Tensor};
+
+/// One input or output as a model declares it (`-1` marks a variable dimension).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: DataType,
+    pub shape: Vec<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+}
+
+/// The inputs and outputs of a model, in the model's order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Signature {
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+}
+
+/// A loaded model that can run one request at a time; each instance lives on its own thread.
+pub trait Backend: Send {
+    /// The model's inputs and outputs.
+    fn signature(&self) -> &Signature;
+    /// Runs the model on `inputs` (already validated, in any order) and returns the `outputs` asked for
+    /// (all of them, in model order, when `None`).
+    fn run(
+        &mut self,
+        inputs: Vec<Tensor>,
+        outputs: Option<&[String]>,
+    ) -> Result<Vec<Tensor>, Error>;
+}

@@ -1,0 +1,410 @@
+//! The model repository: which model versions exist, their state (loading, ready, unavailable), and loading them.
+
+pub mod discovery;
+pub mod settings;
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, RwLock};
+
+use crate::error::Error;
+use crate::model::onnx::{OnnxBackend, SessionOptions};
+use crate::model::worker::{BackendFactory, Workers};
+use crate::model::{Backend, Signature, TensorSpec};
+use crate::tensor::DataType;
+use discovery::ModelSource;
+use settings::TensorSettings;
+
+/// Where a model version is in its life.
+#[derive(Clone)]
+pub enum ModelState {
+    Loading,
+    Ready(Arc<LoadedModel>),
+    /// Failed to load, with the reason.
+    Unavailable(String),
+}
+
+/// A model version whose instances are running.
+pub struct LoadedModel {
+    pub name: String,
+    pub version: Option<String>,
+    pub platform: String,
+    /// Inputs and outputs from the ONNX file, with model-settings parameters added.
+    pub signature: Signature,
+    pub workers: Workers,
+    pub source: ModelSource,
+}
+
+/// One (name, version) entry of the repository.
+pub struct Slot {
+    pub name: String,
+    pub version: Option<String>,
+    state: RwLock<ModelState>,
+}
+
+impl Slot {
+    pub fn state(&self) -> ModelState {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_state(&self, state: ModelState) {
+        *self.state.write().unwrap_or_else(|e| e.into_inner()) = state;
+    }
+
+    /// `iris` or `iris (version 2)`, for messages.
+    pub fn label(&self) -> String {
+        label(&self.name, self.version.as_deref())
+    }
+}
+
+fn label(name: &str, version: Option<&str>) -> String {
+    match version {
+        Some(v) => format!("{name} (version {v})"),
+        None => name.to_string(),
+    }
+}
+
+/// Every model version known to the server.
+pub struct Repository {
+    models: RwLock<BTreeMap<String, Vec<Arc<Slot>>>>,
+    /// Capacity of each model's queue.
+    queue_size: usize,
+    /// Instances per model when its settings do not say.
+    default_instances: usize,
+    /// Set once the start-up loading has finished.
+    startup_done: AtomicBool,
+}
+
+impl Repository {
+    pub fn new(queue_size: usize, default_instances: usize) -> Repository {
+        Repository {
+            models: RwLock::new(BTreeMap::new()),
+            queue_size,
+            default_instances,
+            startup_done: AtomicBool::new(false),
+        }
+    }
+
+    /// Adds the sources as `Loading` slots; a second source with the same name and version is logged and skipped.
+    pub fn register(&self, sources: Vec<ModelSource>) -> Vec<(Arc<Slot>, ModelSource)> {
+        let mut models = self.models.write().unwrap_or_else(|e| e.into_inner());
+        let mut added = Vec::new();
+        for source in sources {
+            let versions = models.entry(source.name.clone()).or_default();
+            if versions.iter().any(|s| s.version == source.version) {
+                tracing::error!(
+                    model = %label(&source.name, source.version.as_deref()),
+                    file = %source.settings_path.display(),
+                    "a model with this name and version is already registered; skipped"
+                );
+                continue;
+            }
+            let slot = Arc::new(Slot {
+                name: source.name.clone(),
+                version: source.version.clone(),
+                state: RwLock::new(ModelState::Loading),
+            });
+            versions.push(slot.clone());
+            added.push((slot, source));
+        }
+        added
+    }
+
+    /// Loads one slot (blocking: call it off the async runtime) and records the outcome.
+    pub fn load_slot(&self, slot: &Slot, source: ModelSource) {
+        slot.set_state(ModelState::Loading);
+        let started = std::time::Instant::now();
+        match load(source, self.queue_size, self.default_instances) {
+            Ok(model) => {
+                tracing::info!(model = %slot.label(), ms = started.elapsed().as_millis() as u64, "model loaded");
+                slot.set_state(ModelState::Ready(Arc::new(model)));
+            }
+            Err(reason) => {
+                tracing::error!(model = %slot.label(), %reason, "model failed to load");
+                slot.set_state(ModelState::Unavailable(reason));
+            }
+        }
+    }
+
+    /// Discovers the models under `root` and loads them all, in parallel, off the async runtime.
+    pub async fn load_repository(self: &Arc<Self>, root: &Path) {
+        let root = root.to_path_buf();
+        let sources = tokio::task::spawn_blocking(move || discovery::discover(&root))
+            .await
+            .unwrap_or_default();
+        let pending = self.register(sources);
+        let mut tasks = Vec::new();
+        for (slot, source) in pending {
+            let repo = self.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                repo.load_slot(&slot, source)
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        self.finish_startup();
+    }
+
+    /// Marks start-up loading as finished (readiness may turn true).
+    pub fn finish_startup(&self) {
+        self.startup_done.store(true, AtomicOrdering::SeqCst);
+    }
+
+    /// All slots, by name then version order.
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        models.values().flat_map(|v| v.iter().cloned()).collect()
+    }
+
+    /// Ready when start-up loading is over, at least one model is registered, and every one is ready.
+    pub fn is_ready(&self) -> bool {
+        if !self.startup_done.load(AtomicOrdering::SeqCst) {
+            return false;
+        }
+        let slots = self.slots();
+        !slots.is_empty()
+            && slots
+                .iter()
+                .all(|s| matches!(s.state(), ModelState::Ready(_)))
+    }
+
+    /// Whether start-up loading has finished.
+    pub fn startup_finished(&self) -> bool {
+        self.startup_done.load(AtomicOrdering::SeqCst)
+    }
+
+    /// The slot for `name` and `version`; with no version, the default one (unversioned, else the highest).
+    pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<Slot>, Error> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        let versions = models
+            .get(name)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| Error::ModelNotFound(name.to_string()))?;
+        match version.filter(|v| !v.is_empty()) {
+            Some(wanted) => versions
+                .iter()
+                .find(|s| s.version.as_deref() == Some(wanted))
+                .cloned()
+                .ok_or_else(|| Error::VersionNotFound {
+                    name: name.to_string(),
+                    version: wanted.to_string(),
+                }),
+            None => Ok(default_version(versions).clone()),
+        }
+    }
+
+    /// The loaded model for `name`/`version`, or 404 / not-ready errors.
+    pub fn ready_model(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<Arc<LoadedModel>, Error> {
+        let slot = self.resolve(name, version)?;
+        match slot.state() {
+            ModelState::Ready(model) => Ok(model),
+            ModelState::Loading => Err(Error::ModelNotReady(format!(
+                "Model {} is loading",
+                slot.label()
+            ))),
+            ModelState::Unavailable(reason) => Err(Error::ModelNotReady(format!(
+                "Model {} is not available: {reason}",
+                slot.label()
+            ))),
+        }
+    }
+
+    /// The versions registered under `name`, sorted.
+    pub fn versions(&self, name: &str) -> Vec<String> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        let mut versions: Vec<String> = models
+            .get(name)
+            .map(|v| v.iter().filter_map(|s| s.version.clone()).collect())
+            .unwrap_or_default();
+        versions.sort_by(|a, b| compare_versions(a, b));
+        versions
+    }
+}
+
+/// The unversioned slot, else the highest version.
+fn default_version(slots: &[Arc<Slot>]) -> &Arc<Slot> {
+    slots
+        .iter()
+        .find(|s| s.version.is_none())
+        .unwrap_or_else(|| {
+            slots
+                .iter()
+                .max_by(|a, b| {
+                    compare_versions(
+                        a.version.as_deref().unwrap_or(""),
+                        b.version.as_deref().unwrap_or(""),
+                    )
+                })
+                .expect("slots is not empty")
+        })
+}
+
+/// Integer order when both versions are integers, text order otherwise.
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    match (a.parse::<u64>(), b.parse::<u64>()) {
+        (Ok(x), Ok(y)) => x.cmp(&y),
+        (Ok(_), Err(_)) => Ordering::Less,
+        (Err(_), Ok(_)) => Ordering::Greater,
+        _ => a.cmp(b),
+    }
+}
+
+/// Loads a model version: resolves the file, starts its instances, checks the declared inputs/outputs.
+fn load(
+    source: ModelSource,
+    queue_size: usize,
+    default_instances: usize,
+) -> Result<LoadedModel, String> {
+    let path = source.model_path()?;
+    let instances = source
+        .settings
+        .parallel_workers
+        .unwrap_or(default_instances)
+        .max(1);
+    let options = SessionOptions::from_extra(&source.settings.parameters.extra, instances)?;
+    let name = label(&source.name, source.version.as_deref());
+    let factory_label = name.clone();
+    let factory: BackendFactory = Arc::new(move || {
+        OnnxBackend::load(&path, &options, &factory_label).map(|b| Box::new(b) as Box<dyn Backend>)
+    });
+    let workers = Workers::start(&name, instances, queue_size, factory)?;
+    let signature = Signature {
+        inputs: merge_declared(
+            "input",
+            &workers.signature().inputs,
+            &source.settings.inputs,
+        )?,
+        outputs: merge_declared(
+            "output",
+            &workers.signature().outputs,
+            &source.settings.outputs,
+        )?,
+    };
+    Ok(LoadedModel {
+        name: source.name.clone(),
+        version: source.version.clone(),
+        platform: source
+            .settings
+            .platform
+            .clone()
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "onnxruntime_onnx".into()),
+        signature,
+        workers,
+        source,
+    })
+}
+
+/// Checks model-settings inputs/outputs against the ONNX file and adds their parameters to the metadata.
+fn merge_declared(
+    kind: &str,
+    actual: &[TensorSpec],
+    declared: &[TensorSettings],
+) -> Result<Vec<TensorSpec>, String> {
+    let mut merged = actual.to_vec();
+    for d in declared {
+        let names = || {
+            actual
+                .iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let spec = merged
+            .iter_mut()
+            .find(|a| a.name == d.name)
+            .ok_or_else(|| {
+                format!(
+                    "model-settings {kind} '{}' is not in the ONNX model (it has: {})",
+                    d.name,
+                    names()
+                )
+            })?;
+        if let Some(datatype) = d.datatype.as_deref() {
+            let parsed = DataType::parse(datatype).ok_or_else(|| {
+                format!(
+                    "model-settings {kind} '{}' has unknown datatype '{datatype}'",
+                    d.name
+                )
+            })?;
+            if parsed != spec.datatype {
+                return Err(format!(
+                    "model-settings {kind} '{}' declares {parsed} but the ONNX model has {}",
+                    d.name, spec.datatype
+                ));
+            }
+        }
+        if let Some(shape) = &d.shape {
+            let compatible = shape.len() == spec.shape.len()
+                && shape
+                    .iter()
+                    .zip(&spec.shape)
+                    .all(|(&a, &b)| a < 0 || b < 0 || a == b);
+            if !compatible {
+                return Err(format!(
+                    "model-settings {kind} '{}' declares shape {shape:?} but the ONNX model has {:?}",
+                    d.name, spec.shape
+                ));
+            }
+        }
+        if let Some(parameters) = &d.parameters {
+            spec.parameters = Some(parameters.clone());
+        }
+    }
+    Ok(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_as_integers_when_they_can() {
+        assert_eq!(compare_versions("10", "9"), Ordering::Greater);
+        assert_eq!(compare_versions("b", "a"), Ordering::Greater);
+        assert_eq!(compare_versions("1", "a"), Ordering::Less);
+    }
+
+    #[test]
+    fn declared_inputs_are_checked() {
+        let actual = vec![TensorSpec {
+            name: "x".into(),
+            datatype: DataType::Fp32,
+            shape: vec![-1, 4],
+            parameters: None,
+        }];
+        let ok = TensorSettings {
+            name: "x".into(),
+            datatype: Some("FP32".into()),
+            shape: Some(vec![1, 4]),
+            parameters: None,
+        };
+        assert!(merge_declared("input", &actual, std::slice::from_ref(&ok)).is_ok());
+        let wrong_type = TensorSettings {
+            datatype: Some("INT32".into()),
+            ..ok.clone()
+        };
+        assert!(merge_declared("input", &actual, &[wrong_type])
+            .unwrap_err()
+            .contains("INT32"));
+        let wrong_shape = TensorSettings {
+            shape: Some(vec![-1, 3]),
+            ..ok.clone()
+        };
+        assert!(merge_declared("input", &actual, &[wrong_shape]).is_err());
+        let missing = TensorSettings {
+            name: "y".into(),
+            ..ok
+        };
+        assert!(merge_declared("input", &actual, &[missing])
+            .unwrap_err()
+            .contains("it has: x"));
+    }
+}

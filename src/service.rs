@@ -1,0 +1,289 @@
+//! The transport-free core: health, metadata and inference, validated once here for REST and gRPC alike.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::config::Settings;
+use crate::error::Error;
+use crate::model::TensorSpec;
+use crate::repository::{LoadedModel, Repository};
+use crate::tensor::{Parameters, Tensor};
+
+/// An inference request, whatever transport it came on.
+#[derive(Debug, Clone, Default)]
+pub struct InferRequest {
+    pub id: Option<String>,
+    pub parameters: Parameters,
+    pub inputs: Vec<Tensor>,
+    /// Outputs asked for; empty = all of them.
+    pub outputs: Vec<RequestedOutput>,
+}
+
+/// One entry of the request's `outputs`.
+#[derive(Debug, Clone, Default)]
+pub struct RequestedOutput {
+    pub name: String,
+    pub parameters: Parameters,
+}
+
+/// An inference response, before a transport encodes it.
+#[derive(Debug, Clone)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: Option<String>,
+    pub id: String,
+    pub parameters: Parameters,
+    pub outputs: Vec<Tensor>,
+}
+
+/// `GET /v2`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerMetadata {
+    pub name: String,
+    pub version: String,
+    pub extensions: Vec<String>,
+}
+
+/// `GET /v2/models/{name}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelMetadata {
+    pub name: String,
+    pub versions: Vec<String>,
+    pub platform: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Parameters>,
+}
+
+/// The server's state and operations.
+pub struct Service {
+    pub repository: Arc<Repository>,
+    settings: Settings,
+}
+
+impl Service {
+    pub fn new(settings: Settings) -> Arc<Service> {
+        Arc::new(Service {
+            repository: Arc::new(Repository::new(
+                settings.model_queue_size,
+                settings.parallel_workers,
+            )),
+            settings,
+        })
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Discovers and loads the repository's models, unless `load_models_at_startup` is off.
+    pub async fn load_at_startup(&self) {
+        if self.settings.load_models_at_startup {
+            self.repository
+                .load_repository(&self.settings.model_repository_root)
+                .await;
+        } else {
+            self.repository.finish_startup();
+        }
+    }
+
+    /// The process is up.
+    pub fn live(&self) -> bool {
+        true
+    }
+
+    /// Every model meant to load has loaded (and at least one has, unless start-up loading is off).
+    pub fn ready(&self) -> bool {
+        if self.settings.load_models_at_startup {
+            self.repository.is_ready()
+        } else {
+            self.repository.startup_finished()
+                && self
+                    .repository
+                    .slots()
+                    .iter()
+                    .all(|s| matches!(s.state(), crate::repository::ModelState::Ready(_)))
+        }
+    }
+
+    pub fn server_metadata(&self) -> ServerMetadata {
+        let mut extensions: Vec<String> = Vec::new();
+        for extension in &self.settings.extensions {
+            if !extensions.contains(extension) {
+                extensions.push(extension.clone());
+            }
+        }
+        ServerMetadata {
+            name: self.settings.server_name.clone(),
+            version: self.settings.server_version.clone(),
+            extensions,
+        }
+    }
+
+    pub fn model_metadata(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<ModelMetadata, Error> {
+        let model = self.repository.ready_model(name, version)?;
+        let parameters = model
+            .source
+            .settings
+            .parameters
+            .content_type
+            .as_ref()
+            .map(|ct| {
+                Parameters::from_iter([(
+                    "content_type".to_string(),
+                    serde_json::Value::from(ct.clone()),
+                )])
+            });
+        let mut versions = self.repository.versions(name);
+        for v in &model.source.settings.versions {
+            if !versions.contains(v) {
+                versions.push(v.clone());
+            }
+        }
+        Ok(ModelMetadata {
+            name: model.name.clone(),
+            versions,
+            platform: model.platform.clone(),
+            inputs: model.signature.inputs.clone(),
+            outputs: model.signature.outputs.clone(),
+            parameters,
+        })
+    }
+
+    /// Whether the model version is ready; unknown models are an error (404).
+    pub fn model_ready(&self, name: &str, version: Option<&str>) -> Result<bool, Error> {
+        let slot = self.repository.resolve(name, version)?;
+        Ok(matches!(
+            slot.state(),
+            crate::repository::ModelState::Ready(_)
+        ))
+    }
+
+    /// Validates the request against the model and runs it.
+    pub async fn infer(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        request: InferRequest,
+    ) -> Result<InferResponse, Error> {
+        let model = self.repository.ready_model(name, version)?;
+        let outputs = validate(&model, &request)?;
+        let id = request
+            .id
+            .filter(|id| !id.is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let mut results = model.workers.infer(request.inputs, outputs).await?;
+        for (tensor, requested) in results.iter_mut().zip(&request.outputs) {
+            debug_assert_eq!(tensor.name, requested.name);
+            tensor.parameters = requested.parameters.clone();
+        }
+        Ok(InferResponse {
+            model_name: model.name.clone(),
+            model_version: model.version.clone(),
+            id,
+            parameters: Parameters::new(),
+            outputs: results,
+        })
+    }
+}
+
+/// Checks inputs (names, datatypes, ranks, fixed dimensions) and requested outputs; returns the output names
+/// to compute (`None` = all).
+fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<String>>, Error> {
+    let label = match &model.version {
+        Some(v) => format!("{} (version {v})", model.name),
+        None => model.name.clone(),
+    };
+    let names = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut seen = HashSet::new();
+    for input in &request.inputs {
+        if !seen.insert(input.name.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "input '{}' is given more than once",
+                input.name
+            )));
+        }
+        let spec = model
+            .signature
+            .inputs
+            .iter()
+            .find(|s| s.name == input.name)
+            .ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "unexpected input '{}' for model {label}; its inputs are: {}",
+                    input.name,
+                    names(&model.signature.inputs)
+                ))
+            })?;
+        if input.datatype() != spec.datatype {
+            return Err(Error::InvalidInput(format!(
+                "input '{}' has datatype {} but model {label} expects {}",
+                input.name,
+                input.datatype(),
+                spec.datatype
+            )));
+        }
+        let fits = input.shape.len() == spec.shape.len()
+            && input
+                .shape
+                .iter()
+                .zip(&spec.shape)
+                .all(|(&got, &want)| want < 0 || got as i64 == want);
+        if !fits {
+            return Err(Error::InvalidInput(format!(
+                "input '{}' has shape {:?} but model {label} expects {:?} (-1 = any size)",
+                input.name, input.shape, spec.shape
+            )));
+        }
+    }
+    if let Some(missing) = model
+        .signature
+        .inputs
+        .iter()
+        .find(|s| !seen.contains(s.name.as_str()))
+    {
+        return Err(Error::InvalidInput(format!(
+            "missing input '{}' for model {label}",
+            missing.name
+        )));
+    }
+    if request.outputs.is_empty() {
+        return Ok(None);
+    }
+    let mut wanted = Vec::with_capacity(request.outputs.len());
+    for output in &request.outputs {
+        if !model
+            .signature
+            .outputs
+            .iter()
+            .any(|s| s.name == output.name)
+        {
+            return Err(Error::InvalidInput(format!(
+                "unknown output '{}' requested from model {label}; its outputs are: {}",
+                output.name,
+                names(&model.signature.outputs)
+            )));
+        }
+        if wanted.contains(&output.name) {
+            return Err(Error::InvalidInput(format!(
+                "output '{}' is requested more than once",
+                output.name
+            )));
+        }
+        wanted.push(output.name.clone());
+    }
+    Ok(Some(wanted))
+}

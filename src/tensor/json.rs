@@ -1,0 +1,454 @@
+//! JSON codec for tensor `data`: decoded straight from the request bytes into the typed buffer, flat or nested,
+//! and serialised straight from the typed buffer (no serde_json::Value tree either way).
+
+use std::fmt;
+
+use half::{bf16, f16};
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeSeq, Serializer};
+use serde_json::value::RawValue;
+
+use super::{BytesBuf, DataType, TensorData};
+use crate::error::Error;
+
+/// Decodes a tensor's JSON `data` (flat or nested to any depth) into a buffer of `datatype`.
+/// `expected` is the shape's element count: more or fewer elements are an error naming the tensor.
+pub fn decode_data(
+    name: &str,
+    datatype: DataType,
+    expected: usize,
+    raw: &RawValue,
+) -> Result<TensorData, Error> {
+    // Every JSON element takes at least two bytes ("1,"), so this bounds the allocation by the body size.
+    let capacity = expected.min(raw.get().len() / 2 + 1);
+    let wrap = |e: serde_json::Error| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
+    };
+    let data = match datatype {
+        DataType::Bool => TensorData::Bool(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Uint8 => {
+            TensorData::Uint8(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Uint16 => {
+            TensorData::Uint16(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Uint32 => {
+            TensorData::Uint32(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Uint64 => {
+            TensorData::Uint64(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Int8 => TensorData::Int8(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Int16 => {
+            TensorData::Int16(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Int32 => {
+            TensorData::Int32(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Int64 => {
+            TensorData::Int64(decode_scalars(raw, capacity, expected).map_err(wrap)?)
+        }
+        DataType::Fp16 => TensorData::Fp16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Bf16 => TensorData::Bf16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Fp32 => TensorData::Fp32(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Fp64 => TensorData::Fp64(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Bytes => {
+            let mut out = BytesBuf::with_capacity(capacity, raw.get().len());
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            Flatten {
+                sink: &mut BytesSink(&mut out),
+                limit: expected,
+            }
+            .deserialize(&mut de)
+            .and_then(|()| de.end())
+            .map_err(wrap)?;
+            TensorData::Bytes(out)
+        }
+    };
+    if data.len() != expected {
+        return Err(Error::InvalidInput(format!(
+            "input '{name}' has {} elements in data but its shape needs {expected}",
+            data.len()
+        )));
+    }
+    Ok(data)
+}
+
+fn decode_scalars<T: JsonScalar>(
+    raw: &RawValue,
+    capacity: usize,
+    limit: usize,
+) -> serde_json::Result<Vec<T>> {
+    let mut out = Vec::with_capacity(capacity);
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    Flatten {
+        sink: &mut ScalarSink(&mut out),
+        limit,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(out)
+}
+
+/// A typed element that can be read from a JSON scalar.
+trait JsonScalar: Sized {
+    const NAME: &'static str;
+    fn from_bool(_: bool) -> Option<Self> {
+        None
+    }
+    fn from_i64(v: i64) -> Option<Self>;
+    fn from_u64(v: u64) -> Option<Self>;
+    fn from_f64(v: f64) -> Option<Self>;
+    /// MLServer reads `null` as NaN for the float types.
+    fn from_null() -> Option<Self> {
+        None
+    }
+}
+
+macro_rules! int_scalar {
+    ($t:ty, $name:literal) => {
+        impl JsonScalar for $t {
+            const NAME: &'static str = $name;
+            fn from_bool(v: bool) -> Option<Self> {
+                Some(v as u8 as $t)
+            }
+            fn from_i64(v: i64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_u64(v: u64) -> Option<Self> {
+                <$t>::try_from(v).ok()
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                // Integral floats (1.0) are accepted, as numpy's astype does; fractions are not.
+                if v.fract() == 0.0 && v >= <$t>::MIN as f64 && v <= <$t>::MAX as f64 {
+                    Some(v as $t)
+                } else {
+                    None
+                }
+            }
+        }
+    };
+}
+int_scalar!(u8, "UINT8");
+int_scalar!(u16, "UINT16");
+int_scalar!(u32, "UINT32");
+int_scalar!(u64, "UINT64");
+int_scalar!(i8, "INT8");
+int_scalar!(i16, "INT16");
+int_scalar!(i32, "INT32");
+int_scalar!(i64, "INT64");
+
+macro_rules! float_scalar {
+    ($t:ty, $name:literal, $conv:expr) => {
+        impl JsonScalar for $t {
+            const NAME: &'static str = $name;
+            fn from_i64(v: i64) -> Option<Self> {
+                Some($conv(v as f64))
+            }
+            fn from_u64(v: u64) -> Option<Self> {
+                Some($conv(v as f64))
+            }
+            fn from_f64(v: f64) -> Option<Self> {
+                Some($conv(v))
+            }
+            fn from_null() -> Option<Self> {
+                Some($conv(f64::NAN))
+            }
+        }
+    };
+}
+float_scalar!(f32, "FP32", |v: f64| v as f32);
+float_scalar!(f64, "FP64", |v: f64| v);
+float_scalar!(f16, "FP16", f16::from_f64);
+float_scalar!(bf16, "BF16", bf16::from_f64);
+
+impl JsonScalar for bool {
+    const NAME: &'static str = "BOOL";
+    fn from_bool(v: bool) -> Option<Self> {
+        Some(v)
+    }
+    fn from_i64(v: i64) -> Option<Self> {
+        match v {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+    fn from_u64(v: u64) -> Option<Self> {
+        Self::from_i64(v.min(2) as i64)
+    }
+    fn from_f64(_: f64) -> Option<Self> {
+        None
+    }
+}
+
+/// Where decoded elements go.
+trait Sink {
+    fn len(&self) -> usize;
+    fn push_bool<E: de::Error>(&mut self, v: bool) -> Result<(), E>;
+    fn push_i64<E: de::Error>(&mut self, v: i64) -> Result<(), E>;
+    fn push_u64<E: de::Error>(&mut self, v: u64) -> Result<(), E>;
+    fn push_f64<E: de::Error>(&mut self, v: f64) -> Result<(), E>;
+    fn push_str<E: de::Error>(&mut self, v: &str) -> Result<(), E>;
+    fn push_null<E: de::Error>(&mut self) -> Result<(), E>;
+}
+
+struct ScalarSink<'a, T>(&'a mut Vec<T>);
+
+fn bad<T: JsonScalar, E: de::Error>(what: fmt::Arguments<'_>) -> E {
+    E::custom(format!("{what} is not a valid {} value", T::NAME))
+}
+
+impl<T: JsonScalar> Sink for ScalarSink<'_, T> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn push_bool<E: de::Error>(&mut self, v: bool) -> Result<(), E> {
+        self.0
+            .push(T::from_bool(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        Ok(())
+    }
+    fn push_i64<E: de::Error>(&mut self, v: i64) -> Result<(), E> {
+        self.0
+            .push(T::from_i64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        Ok(())
+    }
+    fn push_u64<E: de::Error>(&mut self, v: u64) -> Result<(), E> {
+        self.0
+            .push(T::from_u64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        Ok(())
+    }
+    fn push_f64<E: de::Error>(&mut self, v: f64) -> Result<(), E> {
+        self.0
+            .push(T::from_f64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        Ok(())
+    }
+    fn push_str<E: de::Error>(&mut self, v: &str) -> Result<(), E> {
+        Err(bad::<T, E>(format_args!("string {v:?}")))
+    }
+    fn push_null<E: de::Error>(&mut self) -> Result<(), E> {
+        self.0
+            .push(T::from_null().ok_or_else(|| bad::<T, E>(format_args!("null")))?);
+        Ok(())
+    }
+}
+
+struct BytesSink<'a>(&'a mut BytesBuf);
+
+impl Sink for BytesSink<'_> {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn push_bool<E: de::Error>(&mut self, v: bool) -> Result<(), E> {
+        Err(E::custom(format!(
+            "{v} is not a string (BYTES elements are JSON strings)"
+        )))
+    }
+    fn push_i64<E: de::Error>(&mut self, v: i64) -> Result<(), E> {
+        Err(E::custom(format!(
+            "{v} is not a string (BYTES elements are JSON strings)"
+        )))
+    }
+    fn push_u64<E: de::Error>(&mut self, v: u64) -> Result<(), E> {
+        Err(E::custom(format!(
+            "{v} is not a string (BYTES elements are JSON strings)"
+        )))
+    }
+    fn push_f64<E: de::Error>(&mut self, v: f64) -> Result<(), E> {
+        Err(E::custom(format!(
+            "{v} is not a string (BYTES elements are JSON strings)"
+        )))
+    }
+    fn push_str<E: de::Error>(&mut self, v: &str) -> Result<(), E> {
+        self.0.push(v.as_bytes());
+        Ok(())
+    }
+    fn push_null<E: de::Error>(&mut self) -> Result<(), E> {
+        Err(E::custom(
+            "null is not a string (BYTES elements are JSON strings)",
+        ))
+    }
+}
+
+/// Visits a JSON value, descending into arrays, pushing each scalar into the sink.
+struct Flatten<'s, S> {
+    sink: &'s mut S,
+    limit: usize,
+}
+
+impl<S: Sink> Flatten<'_, S> {
+    fn room<E: de::Error>(&self) -> Result<(), E> {
+        if self.sink.len() >= self.limit {
+            Err(E::custom(format!(
+                "data has more elements than the shape's {}",
+                self.limit
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl<'de, S: Sink> DeserializeSeed<'de> for Flatten<'_, S> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de, S: Sink> Visitor<'de> for Flatten<'_, S> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of tensor elements")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let limit = self.limit;
+        while seq
+            .next_element_seed(Flatten {
+                sink: &mut *self.sink,
+                limit,
+            })?
+            .is_some()
+        {}
+        Ok(())
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_bool(v)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_i64(v)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_u64(v)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_f64(v)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_str(v)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.room()?;
+        self.sink.push_null()
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, _map: A) -> Result<(), A::Error> {
+        Err(de::Error::custom(
+            "data must be an array of elements, not an object",
+        ))
+    }
+}
+
+/// Serialises a tensor's elements as a flat JSON array.
+pub struct JsonData<'a>(pub &'a TensorData);
+
+impl Serialize for JsonData<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            TensorData::Bool(v) => serializer.collect_seq(v),
+            TensorData::Uint8(v) => serializer.collect_seq(v),
+            TensorData::Uint16(v) => serializer.collect_seq(v),
+            TensorData::Uint32(v) => serializer.collect_seq(v),
+            TensorData::Uint64(v) => serializer.collect_seq(v),
+            TensorData::Int8(v) => serializer.collect_seq(v),
+            TensorData::Int16(v) => serializer.collect_seq(v),
+            TensorData::Int32(v) => serializer.collect_seq(v),
+            TensorData::Int64(v) => serializer.collect_seq(v),
+            TensorData::Fp16(v) => serializer.collect_seq(v.iter().map(|x| x.to_f32())),
+            TensorData::Bf16(v) => serializer.collect_seq(v.iter().map(|x| x.to_f32())),
+            TensorData::Fp32(v) => serializer.collect_seq(v),
+            TensorData::Fp64(v) => serializer.collect_seq(v),
+            TensorData::Bytes(b) => {
+                let mut seq = serializer.serialize_seq(Some(b.len()))?;
+                for element in b.iter() {
+                    match std::str::from_utf8(element) {
+                        Ok(s) => seq.serialize_element(s)?,
+                        Err(_) => seq.serialize_element(&String::from_utf8_lossy(element))?,
+                    }
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(s: &str) -> Box<RawValue> {
+        RawValue::from_string(s.to_string()).unwrap()
+    }
+
+    #[test]
+    fn nested_and_flat_decode_the_same() {
+        let flat = decode_data("x", DataType::Fp32, 4, &raw("[1,2,3,4]")).unwrap();
+        let nested = decode_data("x", DataType::Fp32, 4, &raw("[[1,2],[3,4]]")).unwrap();
+        assert_eq!(flat, nested);
+        assert_eq!(flat, TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0]));
+    }
+
+    #[test]
+    fn null_is_nan_for_floats_only() {
+        match decode_data("x", DataType::Fp64, 2, &raw("[null, 1.5]")).unwrap() {
+            TensorData::Fp64(v) => assert!(v[0].is_nan() && v[1] == 1.5),
+            other => panic!("{other:?}"),
+        }
+        assert!(decode_data("x", DataType::Int32, 1, &raw("[null]")).is_err());
+    }
+
+    #[test]
+    fn integers_are_range_checked() {
+        let err = decode_data("x", DataType::Uint8, 1, &raw("[256]")).unwrap_err();
+        assert!(err.to_string().contains("input 'x'"), "{err}");
+        assert!(decode_data("x", DataType::Int8, 1, &raw("[-129]")).is_err());
+        assert!(decode_data("x", DataType::Int32, 1, &raw("[1.5]")).is_err());
+        assert_eq!(
+            decode_data("x", DataType::Int32, 1, &raw("[2.0]")).unwrap(),
+            TensorData::Int32(vec![2])
+        );
+        assert_eq!(
+            decode_data("x", DataType::Uint64, 1, &raw("[18446744073709551615]")).unwrap(),
+            TensorData::Uint64(vec![u64::MAX])
+        );
+    }
+
+    #[test]
+    fn counts_must_match() {
+        let err = decode_data("x", DataType::Fp32, 3, &raw("[1,2]")).unwrap_err();
+        assert!(err.to_string().contains("needs 3"), "{err}");
+        let err = decode_data("x", DataType::Fp32, 1, &raw("[1,2]")).unwrap_err();
+        assert!(err.to_string().contains("more elements"), "{err}");
+    }
+
+    #[test]
+    fn bytes_are_strings() {
+        let d = decode_data("s", DataType::Bytes, 2, &raw(r#"["a\u00e9", "b"]"#)).unwrap();
+        match d {
+            TensorData::Bytes(b) => {
+                assert_eq!(b.get(0), "aé".as_bytes());
+                assert_eq!(b.get(1), b"b");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(decode_data("s", DataType::Bytes, 1, &raw("[1]")).is_err());
+    }
+
+    #[test]
+    fn serialises_flat() {
+        let s = serde_json::to_string(&JsonData(&TensorData::Fp32(vec![0.1, f32::NAN]))).unwrap();
+        assert_eq!(s, "[0.1,null]");
+        let s =
+            serde_json::to_string(&JsonData(&TensorData::Fp16(vec![f16::from_f32(0.5)]))).unwrap();
+        assert_eq!(s, "[0.5]");
+    }
+}

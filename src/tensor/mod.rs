@@ -1,0 +1,325 @@
+//! The transport-independent tensor: a V2 datatype, a shape and one typed buffer; codecs live in submodules.
+
+pub mod json;
+pub mod ort;
+
+use half::{bf16, f16};
+use std::fmt;
+
+use crate::error::Error;
+
+/// Request/response/tensor parameters: a small JSON map (MLServer allows nested values such as `headers`).
+pub type Parameters = serde_json::Map<String, serde_json::Value>;
+
+/// The Open Inference Protocol datatypes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataType {
+    Bool,
+    Uint8,
+    Uint16,
+    Uint32,
+    Uint64,
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Fp16,
+    Bf16,
+    Fp32,
+    Fp64,
+    Bytes,
+}
+
+impl DataType {
+    /// Every datatype, in the order the protocol lists them.
+    pub const ALL: [DataType; 14] = [
+        DataType::Bool,
+        DataType::Uint8,
+        DataType::Uint16,
+        DataType::Uint32,
+        DataType::Uint64,
+        DataType::Int8,
+        DataType::Int16,
+        DataType::Int32,
+        DataType::Int64,
+        DataType::Fp16,
+        DataType::Bf16,
+        DataType::Fp32,
+        DataType::Fp64,
+        DataType::Bytes,
+    ];
+
+    /// The wire name, e.g. `FP32`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DataType::Bool => "BOOL",
+            DataType::Uint8 => "UINT8",
+            DataType::Uint16 => "UINT16",
+            DataType::Uint32 => "UINT32",
+            DataType::Uint64 => "UINT64",
+            DataType::Int8 => "INT8",
+            DataType::Int16 => "INT16",
+            DataType::Int32 => "INT32",
+            DataType::Int64 => "INT64",
+            DataType::Fp16 => "FP16",
+            DataType::Bf16 => "BF16",
+            DataType::Fp32 => "FP32",
+            DataType::Fp64 => "FP64",
+            DataType::Bytes => "BYTES",
+        }
+    }
+
+    /// Parses a wire name (case-sensitive, as the protocol spells it).
+    pub fn parse(name: &str) -> Option<DataType> {
+        DataType::ALL.into_iter().find(|d| d.as_str() == name)
+    }
+
+    /// Size in bytes of one element; `None` for BYTES (variable).
+    pub fn element_size(self) -> Option<usize> {
+        match self {
+            DataType::Bool | DataType::Uint8 | DataType::Int8 => Some(1),
+            DataType::Uint16 | DataType::Int16 | DataType::Fp16 | DataType::Bf16 => Some(2),
+            DataType::Uint32 | DataType::Int32 | DataType::Fp32 => Some(4),
+            DataType::Uint64 | DataType::Int64 | DataType::Fp64 => Some(8),
+            DataType::Bytes => None,
+        }
+    }
+}
+
+impl serde::Serialize for DataType {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl fmt::Display for DataType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// BYTES elements stored flat: element `i` is `data[offsets[i]..offsets[i + 1]]` (no allocation per element).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BytesBuf {
+    data: Vec<u8>,
+    offsets: Vec<usize>,
+}
+
+impl BytesBuf {
+    /// An empty buffer with room for `elements` elements and `bytes` bytes.
+    pub fn with_capacity(elements: usize, bytes: usize) -> Self {
+        let mut offsets = Vec::with_capacity(elements + 1);
+        offsets.push(0);
+        BytesBuf {
+            data: Vec::with_capacity(bytes),
+            offsets,
+        }
+    }
+
+    /// Appends one element.
+    pub fn push(&mut self, element: &[u8]) {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
+        }
+        self.data.extend_from_slice(element);
+        self.offsets.push(self.data.len());
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i`.
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.data[self.offsets[i]..self.offsets[i + 1]]
+    }
+
+    /// Iterates over the elements.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.len()).map(move |i| self.get(i))
+    }
+}
+
+impl<'a> FromIterator<&'a [u8]> for BytesBuf {
+    fn from_iter<I: IntoIterator<Item = &'a [u8]>>(iter: I) -> Self {
+        let mut buf = BytesBuf::with_capacity(0, 0);
+        for element in iter {
+            buf.push(element);
+        }
+        buf
+    }
+}
+
+/// A tensor's elements, row-major, in one typed buffer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TensorData {
+    Bool(Vec<bool>),
+    Uint8(Vec<u8>),
+    Uint16(Vec<u16>),
+    Uint32(Vec<u32>),
+    Uint64(Vec<u64>),
+    Int8(Vec<i8>),
+    Int16(Vec<i16>),
+    Int32(Vec<i32>),
+    Int64(Vec<i64>),
+    Fp16(Vec<f16>),
+    Bf16(Vec<bf16>),
+    Fp32(Vec<f32>),
+    Fp64(Vec<f64>),
+    Bytes(BytesBuf),
+}
+
+/// Calls `$body` with `$v` bound to the typed vector of a numeric/bool variant; `$bytes` for BYTES.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! match_tensor_data {
+    ($data:expr, $v:ident => $body:expr, $b:ident => $bytes:expr) => {
+        match $data {
+            $crate::tensor::TensorData::Bool($v) => $body,
+            $crate::tensor::TensorData::Uint8($v) => $body,
+            $crate::tensor::TensorData::Uint16($v) => $body,
+            $crate::tensor::TensorData::Uint32($v) => $body,
+            $crate::tensor::TensorData::Uint64($v) => $body,
+            $crate::tensor::TensorData::Int8($v) => $body,
+            $crate::tensor::TensorData::Int16($v) => $body,
+            $crate::tensor::TensorData::Int32($v) => $body,
+            $crate::tensor::TensorData::Int64($v) => $body,
+            $crate::tensor::TensorData::Fp16($v) => $body,
+            $crate::tensor::TensorData::Bf16($v) => $body,
+            $crate::tensor::TensorData::Fp32($v) => $body,
+            $crate::tensor::TensorData::Fp64($v) => $body,
+            $crate::tensor::TensorData::Bytes($b) => $bytes,
+        }
+    };
+}
+
+impl TensorData {
+    /// The datatype of these elements.
+    pub fn datatype(&self) -> DataType {
+        match self {
+            TensorData::Bool(_) => DataType::Bool,
+            TensorData::Uint8(_) => DataType::Uint8,
+            TensorData::Uint16(_) => DataType::Uint16,
+            TensorData::Uint32(_) => DataType::Uint32,
+            TensorData::Uint64(_) => DataType::Uint64,
+            TensorData::Int8(_) => DataType::Int8,
+            TensorData::Int16(_) => DataType::Int16,
+            TensorData::Int32(_) => DataType::Int32,
+            TensorData::Int64(_) => DataType::Int64,
+            TensorData::Fp16(_) => DataType::Fp16,
+            TensorData::Bf16(_) => DataType::Bf16,
+            TensorData::Fp32(_) => DataType::Fp32,
+            TensorData::Fp64(_) => DataType::Fp64,
+            TensorData::Bytes(_) => DataType::Bytes,
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match_tensor_data!(self, v => v.len(), b => b.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A named tensor, as carried by a request or a response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tensor {
+    pub name: String,
+    /// Dimensions, all non-negative; their product equals the element count.
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+    pub parameters: Parameters,
+}
+
+impl Tensor {
+    /// Builds a tensor, checking that the element count matches the shape.
+    pub fn new(
+        name: impl Into<String>,
+        shape: Vec<usize>,
+        data: TensorData,
+    ) -> Result<Tensor, Error> {
+        let name = name.into();
+        let expected = element_count(&name, &shape)?;
+        if expected != data.len() {
+            return Err(Error::InvalidInput(format!(
+                "tensor '{name}' has {} elements but shape {shape:?} needs {expected}",
+                data.len()
+            )));
+        }
+        Ok(Tensor {
+            name,
+            shape,
+            data,
+            parameters: Parameters::new(),
+        })
+    }
+
+    pub fn datatype(&self) -> DataType {
+        self.data.datatype()
+    }
+}
+
+/// The product of `shape`, or a clear error when it overflows.
+pub fn element_count(name: &str, shape: &[usize]) -> Result<usize, Error> {
+    shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::InvalidInput(format!("tensor '{name}' shape {shape:?} is too large")))
+}
+
+/// Converts a wire shape (signed) into dimensions, rejecting negative values.
+pub fn shape_from_wire(name: &str, shape: &[i64]) -> Result<Vec<usize>, Error> {
+    shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| {
+                Error::InvalidInput(format!(
+                    "tensor '{name}' has a negative dimension in shape {shape:?}"
+                ))
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datatype_names_round_trip() {
+        for d in DataType::ALL {
+            assert_eq!(DataType::parse(d.as_str()), Some(d));
+        }
+        assert_eq!(DataType::parse("FLOAT"), None);
+    }
+
+    #[test]
+    fn bytes_buf_stores_elements_flat() {
+        let b: BytesBuf = [b"ab".as_slice(), b"", b"xyz"].into_iter().collect();
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.get(0), b"ab");
+        assert_eq!(b.get(1), b"");
+        assert_eq!(b.get(2), b"xyz");
+    }
+
+    #[test]
+    fn tensor_new_checks_count() {
+        assert!(Tensor::new("x", vec![2, 2], TensorData::Fp32(vec![1.0; 4])).is_ok());
+        let err = Tensor::new("x", vec![2, 3], TensorData::Fp32(vec![1.0; 4])).unwrap_err();
+        assert!(err.to_string().contains("'x'"));
+    }
+
+    #[test]
+    fn overflowing_shape_is_an_error() {
+        assert!(element_count("x", &[usize::MAX, 2]).is_err());
+        assert!(shape_from_wire("x", &[1, -1]).is_err());
+    }
+}
