@@ -9,6 +9,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::model::TensorSpec;
 use crate::repository::{LoadedModel, Repository};
+use crate::tensor::binary::{count_bytes_elements, decode_raw};
 use crate::tensor::{Parameters, Tensor};
 
 /// An inference request, whatever transport it came on.
@@ -57,6 +58,9 @@ pub struct ModelMetadata {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parameters: Option<Parameters>,
 }
+
+/// Protocol extensions this server implements, as `GET /v2` advertises them.
+pub const IMPLEMENTED_EXTENSIONS: &[&str] = &["binary_tensor_data"];
 
 /// The server's state and operations.
 pub struct Service {
@@ -110,7 +114,10 @@ impl Service {
     }
 
     pub fn server_metadata(&self) -> ServerMetadata {
-        let mut extensions: Vec<String> = Vec::new();
+        let mut extensions: Vec<String> = IMPLEMENTED_EXTENSIONS
+            .iter()
+            .map(|e| e.to_string())
+            .collect();
         for extension in &self.settings.extensions {
             if !extensions.contains(extension) {
                 extensions.push(extension.clone());
@@ -164,6 +171,67 @@ impl Service {
             slot.state(),
             crate::repository::ModelState::Ready(_)
         ))
+    }
+
+    /// Builds the request for a raw body (binary extension, `Inference-Header-Content-Length: 0`): the bytes are
+    /// the model's single input, batch 1; one other variable dimension is inferred from the byte count.
+    pub fn raw_body_request(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<InferRequest, Error> {
+        let model = self.repository.ready_model(name, version)?;
+        let [spec] = model.signature.inputs.as_slice() else {
+            return Err(Error::InvalidInput(format!(
+                "a raw request body (Inference-Header-Content-Length: 0) needs a single-input model; {name} has {} inputs",
+                model.signature.inputs.len()
+            )));
+        };
+        let mut shape: Vec<Option<usize>> = spec
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).ok())
+            .collect();
+        if let Some(first) = shape.first_mut().filter(|d| d.is_none()) {
+            *first = Some(1);
+        }
+        let known: usize = shape.iter().flatten().product();
+        let elements = match spec.datatype.element_size() {
+            Some(size) => bytes.len() / size,
+            None => count_bytes_elements(bytes).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "input '{}' raw BYTES body has a length prefix running past the end",
+                    spec.name
+                ))
+            })?,
+        };
+        let unknown = shape.iter().filter(|d| d.is_none()).count();
+        match unknown {
+            0 => {}
+            1 if known > 0 && elements % known == 0 => {
+                let fill = elements / known;
+                shape
+                    .iter_mut()
+                    .filter(|d| d.is_none())
+                    .for_each(|d| *d = Some(fill));
+            }
+            _ => {
+                return Err(Error::InvalidInput(format!(
+                    "cannot infer the shape of input '{}' ({:?}) from a raw body of {} bytes",
+                    spec.name,
+                    spec.shape,
+                    bytes.len()
+                )))
+            }
+        }
+        let shape: Vec<usize> = shape.into_iter().map(|d| d.unwrap_or(0)).collect();
+        let count = crate::tensor::element_count(&spec.name, &shape)?;
+        let data = decode_raw(&spec.name, spec.datatype, count, bytes)?;
+        Ok(InferRequest {
+            inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
+            ..InferRequest::default()
+        })
     }
 
     /// Validates the request against the model and runs it.

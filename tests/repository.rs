@@ -256,5 +256,5 @@ async fn settings_json_values_reach_the_server() {
     let s = TestServer::start_with(layers.resolve().unwrap()).await;
     let (_, meta) = s.get("/v2").await;
     assert_eq!(meta["name"], "custom");
-    assert_eq!(meta["extensions"], json!(["x"]));
+    assert_eq!(meta["extensions"].as_array().unwrap().last().unwrap(), "x");
 }

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::types::{parse_infer_request, write_infer_response};
+use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
+use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
 use crate::error::Error;
 use crate::service::{ModelMetadata, ServerMetadata, Service};
 
@@ -86,16 +87,31 @@ pub async fn model_ready(
 pub async fn infer(
     State(service): State<Arc<Service>>,
     Path(path): Path<ModelPath>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let body = body.map_err(body_error)?;
-    let request = parse_infer_request(&body)?;
+    let version = path.version.as_deref();
+    let (request, raw_body) = match split_body(&headers, &body)? {
+        Body::Json(json) => (parse_infer_request(json)?, false),
+        Body::Mixed { json, binary } => (parse_infer_request_with_binary(json, binary)?, false),
+        Body::Raw(bytes) => (service.raw_body_request(&path.name, version, bytes)?, true),
+    };
     drop(body);
-    let response = service
-        .infer(&path.name, path.version.as_deref(), request)
-        .await?;
-    let bytes = write_infer_response(&response);
-    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+    let binary = BinaryOutputs::from_request(&request, raw_body);
+    let response = service.infer(&path.name, version, request).await?;
+    let (bytes, json_len) = write_infer_response(&response, |name| binary.is_binary(name));
+    Ok(match json_len {
+        None => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Some(len) => (
+            [
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                (HeaderName::from_static(HEADER_LENGTH), len.to_string()),
+            ],
+            bytes,
+        )
+            .into_response(),
+    })
 }
 
 /// Maps a body read failure (too large, aborted) to the server's error shape.

@@ -1,5 +1,6 @@
 //! The REST (V2 HTTP) transport: an axum router of thin handlers over the service.
 
+pub mod binary;
 mod handlers;
 pub mod types;
 

@@ -5,6 +5,7 @@ use serde_json::value::RawValue;
 
 use crate::error::Error;
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
+use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
 use crate::tensor::json::{decode_data, JsonData};
 use crate::tensor::{element_count, shape_from_wire, DataType, Parameters, Tensor, TensorData};
 
@@ -43,11 +44,25 @@ pub struct RequestedOutputJson {
 
 /// Parses a JSON infer request body into the transport-free request.
 pub fn parse_infer_request(body: &[u8]) -> Result<InferRequest, Error> {
-    let wire: InferRequestJson<'_> = serde_json::from_slice(body)
+    parse_infer_request_with_binary(body, &[])
+}
+
+/// Parses the JSON header of an infer request; inputs with `binary_data_size` take their bytes, in order,
+/// from `binary` (the binary tensor data extension), which they must use up exactly.
+pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<InferRequest, Error> {
+    let wire: InferRequestJson<'_> = serde_json::from_slice(json)
         .map_err(|e| Error::InvalidInput(format!("invalid inference request: {e}")))?;
     let mut inputs = Vec::with_capacity(wire.inputs.len());
+    let mut rest = binary;
     for input in wire.inputs {
-        inputs.push(decode_input(input)?);
+        inputs.push(decode_input(input, &mut rest)?);
+    }
+    if !rest.is_empty() {
+        return Err(Error::InvalidInput(format!(
+            "the body carries {} bytes of binary tensor data but the inputs' binary_data_size add up to {}",
+            binary.len(),
+            binary.len() - rest.len()
+        )));
     }
     Ok(InferRequest {
         id: wire.id,
@@ -65,7 +80,7 @@ pub fn parse_infer_request(body: &[u8]) -> Result<InferRequest, Error> {
     })
 }
 
-fn decode_input(input: InputJson<'_>) -> Result<Tensor, Error> {
+fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Error> {
     let name = input.name;
     let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
         Error::InvalidInput(format!(
@@ -75,15 +90,44 @@ fn decode_input(input: InputJson<'_>) -> Result<Tensor, Error> {
     })?;
     let shape = shape_from_wire(&name, &input.shape)?;
     let count = element_count(&name, &shape)?;
-    let raw = input
-        .data
-        .ok_or_else(|| Error::InvalidInput(format!("input '{name}' has no data")))?;
-    let data: TensorData = decode_data(&name, datatype, count, raw)?;
+    let mut parameters = input.parameters.unwrap_or_default();
+    let data: TensorData = match parameters.remove("binary_data_size") {
+        Some(size) => {
+            if input.data.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "input '{name}' has both data and binary_data_size; give one"
+                )));
+            }
+            let size = size
+                .as_u64()
+                .and_then(|s| usize::try_from(s).ok())
+                .ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                    "input '{name}' binary_data_size must be a non-negative integer, got {size}"
+                ))
+                })?;
+            if size > binary.len() {
+                return Err(Error::InvalidInput(format!(
+                    "input '{name}' binary_data_size is {size} but only {} bytes of binary data remain in the body",
+                    binary.len()
+                )));
+            }
+            let (mine, rest) = binary.split_at(size);
+            *binary = rest;
+            decode_raw(&name, datatype, count, mine)?
+        }
+        None => {
+            let raw = input
+                .data
+                .ok_or_else(|| Error::InvalidInput(format!("input '{name}' has no data")))?;
+            decode_data(&name, datatype, count, raw)?
+        }
+    };
     Ok(Tensor {
         name,
         shape,
         data,
-        parameters: input.parameters.unwrap_or_default(),
+        parameters,
     })
 }
 
@@ -105,30 +149,51 @@ struct OutputJson<'a> {
     shape: &'a [usize],
     datatype: &'static str,
     #[serde(skip_serializing_if = "Parameters::is_empty")]
-    parameters: &'a Parameters,
-    data: JsonData<'a>,
+    parameters: Parameters,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<JsonData<'a>>,
 }
 
-/// Serialises a response as JSON bytes.
-pub fn write_infer_response(response: &InferResponse) -> Vec<u8> {
+/// Output parameters that steer the encoding and are not echoed back.
+const ENCODING_PARAMETERS: [&str; 3] = ["binary_data", "binary_data_size", "classification"];
+
+/// Serialises a response. Outputs for which `binary(name)` is true go after the JSON as raw bytes (binary tensor
+/// data extension); the JSON's length is returned then, for the `Inference-Header-Content-Length` header.
+pub fn write_infer_response(
+    response: &InferResponse,
+    binary: impl Fn(&str) -> bool,
+) -> (Vec<u8>, Option<usize>) {
+    let mut any_binary = false;
+    let outputs = response
+        .outputs
+        .iter()
+        .map(|t| {
+            let mut parameters = t.parameters.clone();
+            for key in ENCODING_PARAMETERS {
+                parameters.remove(key);
+            }
+            let is_binary = binary(&t.name);
+            if is_binary {
+                any_binary = true;
+                parameters.insert("binary_data_size".into(), raw_len(&t.data).into());
+            }
+            OutputJson {
+                name: &t.name,
+                shape: &t.shape,
+                datatype: t.datatype().as_str(),
+                parameters,
+                data: (!is_binary).then_some(JsonData(&t.data)),
+            }
+        })
+        .collect();
     let body = InferResponseJson {
         model_name: &response.model_name,
         model_version: response.model_version.as_deref(),
         id: &response.id,
         parameters: &response.parameters,
-        outputs: response
-            .outputs
-            .iter()
-            .map(|t| OutputJson {
-                name: &t.name,
-                shape: &t.shape,
-                datatype: t.datatype().as_str(),
-                parameters: &t.parameters,
-                data: JsonData(&t.data),
-            })
-            .collect(),
+        outputs,
     };
-    let estimate = response
+    let estimate: usize = response
         .outputs
         .iter()
         .map(|t| t.data.len() * 12)
@@ -136,7 +201,16 @@ pub fn write_infer_response(response: &InferResponse) -> Vec<u8> {
         + 256;
     let mut out = Vec::with_capacity(estimate);
     serde_json::to_writer(&mut out, &body).expect("serialising to memory cannot fail");
-    out
+    if !any_binary {
+        return (out, None);
+    }
+    let json_len = out.len();
+    for t in &response.outputs {
+        if binary(&t.name) {
+            encode_raw(&t.data, &mut out);
+        }
+    }
+    (out, Some(json_len))
 }
 
 #[cfg(test)]

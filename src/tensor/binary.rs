@@ -1,0 +1,205 @@
+//! Raw tensor bytes, the layout shared by the binary tensor data extension and gRPC raw contents:
+//! little-endian elements, BOOL one byte, each BYTES element a 4-byte little-endian length then its bytes.
+
+use half::{bf16, f16};
+
+use super::{BytesBuf, DataType, TensorData};
+use crate::error::Error;
+
+/// Decodes `bytes` as `count` elements of `datatype`, checking the size before allocating anything.
+pub fn decode_raw(
+    name: &str,
+    datatype: DataType,
+    count: usize,
+    bytes: &[u8],
+) -> Result<TensorData, Error> {
+    let Some(size) = datatype.element_size() else {
+        return decode_bytes(name, count, bytes).map(TensorData::Bytes);
+    };
+    let expected = count
+        .checked_mul(size)
+        .ok_or_else(|| Error::InvalidInput(format!("input '{name}' shape is too large")))?;
+    if bytes.len() != expected {
+        return Err(Error::InvalidInput(format!(
+            "input '{name}' has {} bytes of {datatype} data but its shape needs {expected} ({count} elements x {size} bytes)",
+            bytes.len()
+        )));
+    }
+    macro_rules! le {
+        ($t:ty, $variant:ident) => {
+            TensorData::$variant(
+                bytes
+                    .chunks_exact(size)
+                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
+                    .collect(),
+            )
+        };
+    }
+    Ok(match datatype {
+        DataType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
+        DataType::Uint8 => TensorData::Uint8(bytes.to_vec()),
+        DataType::Int8 => TensorData::Int8(bytes.iter().map(|&b| b as i8).collect()),
+        DataType::Uint16 => le!(u16, Uint16),
+        DataType::Uint32 => le!(u32, Uint32),
+        DataType::Uint64 => le!(u64, Uint64),
+        DataType::Int16 => le!(i16, Int16),
+        DataType::Int32 => le!(i32, Int32),
+        DataType::Int64 => le!(i64, Int64),
+        DataType::Fp16 => TensorData::Fp16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| f16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        DataType::Bf16 => TensorData::Bf16(
+            bytes
+                .chunks_exact(2)
+                .map(|c| bf16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
+        DataType::Fp32 => le!(f32, Fp32),
+        DataType::Fp64 => le!(f64, Fp64),
+        DataType::Bytes => unreachable!("handled above"),
+    })
+}
+
+/// Decodes length-prefixed BYTES elements; the count must match and no prefix may run past the end.
+fn decode_bytes(name: &str, count: usize, bytes: &[u8]) -> Result<BytesBuf, Error> {
+    // Each element takes at least its 4-byte prefix, which bounds the allocation by the bytes present.
+    let mut out = BytesBuf::with_capacity(count.min(bytes.len() / 4), bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        if out.len() == count {
+            return Err(Error::InvalidInput(format!(
+                "input '{name}' has more BYTES elements than its shape's {count}"
+            )));
+        }
+        if rest.len() < 4 {
+            return Err(Error::InvalidInput(format!(
+                "input '{name}' BYTES element {} has a truncated length prefix",
+                out.len()
+            )));
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        rest = &rest[4..];
+        if len > rest.len() {
+            return Err(Error::InvalidInput(format!(
+                "input '{name}' BYTES element {} claims {len} bytes but only {} remain",
+                out.len(),
+                rest.len()
+            )));
+        }
+        out.push(&rest[..len]);
+        rest = &rest[len..];
+    }
+    if out.len() != count {
+        return Err(Error::InvalidInput(format!(
+            "input '{name}' has {} BYTES elements but its shape needs {count}",
+            out.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// Counts the length-prefixed elements in `bytes` (for a raw body whose shape must be inferred).
+pub fn count_bytes_elements(bytes: &[u8]) -> Option<usize> {
+    let mut rest = bytes;
+    let mut n = 0;
+    while !rest.is_empty() {
+        if rest.len() < 4 {
+            return None;
+        }
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        rest = rest.get(4 + len..)?;
+        n += 1;
+    }
+    Some(n)
+}
+
+/// Size in bytes of `data` in the raw layout.
+pub fn raw_len(data: &TensorData) -> usize {
+    match data {
+        TensorData::Bytes(b) => b.iter().map(|e| 4 + e.len()).sum(),
+        other => other.len() * other.datatype().element_size().unwrap_or(0),
+    }
+}
+
+/// Appends `data` to `out` in the raw layout.
+pub fn encode_raw(data: &TensorData, out: &mut Vec<u8>) {
+    out.reserve(raw_len(data));
+    macro_rules! le {
+        ($v:expr) => {
+            for x in $v {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+        };
+    }
+    match data {
+        TensorData::Bool(v) => out.extend(v.iter().map(|&b| b as u8)),
+        TensorData::Uint8(v) => out.extend_from_slice(v),
+        TensorData::Int8(v) => out.extend(v.iter().map(|&b| b as u8)),
+        TensorData::Uint16(v) => le!(v),
+        TensorData::Uint32(v) => le!(v),
+        TensorData::Uint64(v) => le!(v),
+        TensorData::Int16(v) => le!(v),
+        TensorData::Int32(v) => le!(v),
+        TensorData::Int64(v) => le!(v),
+        TensorData::Fp16(v) => le!(v),
+        TensorData::Bf16(v) => le!(v),
+        TensorData::Fp32(v) => le!(v),
+        TensorData::Fp64(v) => le!(v),
+        TensorData::Bytes(b) => {
+            for element in b.iter() {
+                out.extend_from_slice(&(element.len() as u32).to_le_bytes());
+                out.extend_from_slice(element);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_datatype_round_trips() {
+        let cases = vec![
+            TensorData::Bool(vec![true, false]),
+            TensorData::Uint8(vec![0, 255]),
+            TensorData::Int8(vec![-128, 127]),
+            TensorData::Uint16(vec![0, 65535]),
+            TensorData::Int16(vec![-32768, 1]),
+            TensorData::Uint32(vec![u32::MAX, 2]),
+            TensorData::Int32(vec![i32::MIN, 3]),
+            TensorData::Uint64(vec![u64::MAX, 4]),
+            TensorData::Int64(vec![i64::MIN, 5]),
+            TensorData::Fp16(vec![f16::from_f32(0.5), f16::from_f32(-2.0)]),
+            TensorData::Bf16(vec![bf16::from_f32(0.5), bf16::from_f32(-2.0)]),
+            TensorData::Fp32(vec![0.1, -1.5]),
+            TensorData::Fp64(vec![0.1, -1.5]),
+            TensorData::Bytes([b"ab".as_slice(), b""].into_iter().collect()),
+        ];
+        for data in cases {
+            let mut raw = Vec::new();
+            encode_raw(&data, &mut raw);
+            assert_eq!(raw.len(), raw_len(&data));
+            assert_eq!(decode_raw("x", data.datatype(), 2, &raw).unwrap(), data);
+        }
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        let err = decode_raw("x", DataType::Fp32, 2, &[0; 7]).unwrap_err();
+        assert!(err.to_string().contains("input 'x' has 7 bytes"), "{err}");
+        let err = decode_raw("s", DataType::Bytes, 1, &[9, 0, 0, 0, b'a']).unwrap_err();
+        assert!(err.to_string().contains("claims 9 bytes"), "{err}");
+        let err = decode_raw("s", DataType::Bytes, 2, &[1, 0, 0, 0, b'a']).unwrap_err();
+        assert!(err.to_string().contains("needs 2"), "{err}");
+        assert!(decode_raw("x", DataType::Fp32, usize::MAX, &[]).is_err());
+        assert_eq!(
+            count_bytes_elements(&[1, 0, 0, 0, b'a', 0, 0, 0, 0]),
+            Some(2)
+        );
+        assert_eq!(count_bytes_elements(&[1, 0, 0]), None);
+    }
+}
