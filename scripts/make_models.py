@@ -91,6 +91,10 @@ def session(path):
     return ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 
 
+# Class labels for the classification extension (model-settings outputs[].parameters.labels).
+LABELS = {"iris": {"probabilities": ["setosa", "versicolor", "virginica"]}}
+
+
 def save(out, name, model):
     """Check and write <out>/<name>/model.onnx and its model-settings.json; return the path."""
     onnx.checker.check_model(model, full_check=True)
@@ -106,6 +110,10 @@ def save(out, name, model):
         "implementation": IMPLEMENTATION,
         "parameters": {"uri": "./model.onnx"},
     }
+    if name in LABELS:
+        settings["outputs"] = [
+            {"name": output, "parameters": {"labels": labels}} for output, labels in LABELS[name].items()
+        ]
     write_text(os.path.join(d, "model-settings.json"), json.dumps(settings, indent=2) + "\n")
     return path
 

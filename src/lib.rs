@@ -12,6 +12,7 @@
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
 //! [`server`] (listeners and shutdown).
 
+pub mod classification;
 pub mod cli;
 pub mod config;
 pub mod error;

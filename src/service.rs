@@ -2,15 +2,19 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::classification;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::model::stats::ModelStatistics;
 use crate::model::TensorSpec;
+use crate::repository::ModelState;
 use crate::repository::{LoadedModel, Repository};
 use crate::tensor::binary::{count_bytes_elements, decode_raw};
-use crate::tensor::{Parameters, Tensor};
+use crate::tensor::{DataType, Parameters, Tensor};
 
 /// An inference request, whatever transport it came on.
 #[derive(Debug, Clone, Default)]
@@ -60,7 +64,12 @@ pub struct ModelMetadata {
 }
 
 /// Protocol extensions this server implements, as `GET /v2` advertises them.
-pub const IMPLEMENTED_EXTENSIONS: &[&str] = &["binary_tensor_data"];
+pub const IMPLEMENTED_EXTENSIONS: &[&str] = &[
+    "binary_tensor_data",
+    "classification",
+    "model_configuration",
+    "statistics",
+];
 
 /// The server's state and operations.
 pub struct Service {
@@ -242,24 +251,118 @@ impl Service {
         request: InferRequest,
     ) -> Result<InferResponse, Error> {
         let model = self.repository.ready_model(name, version)?;
-        let outputs = validate(&model, &request)?;
-        let id = request
-            .id
-            .filter(|id| !id.is_empty())
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let mut results = model.workers.infer(request.inputs, outputs).await?;
-        for (tensor, requested) in results.iter_mut().zip(&request.outputs) {
-            debug_assert_eq!(tensor.name, requested.name);
-            tensor.parameters = requested.parameters.clone();
-        }
-        Ok(InferResponse {
-            model_name: model.name.clone(),
-            model_version: model.version.clone(),
-            id,
-            parameters: Parameters::new(),
-            outputs: results,
-        })
+        let started = Instant::now();
+        let result = run(&model, request).await;
+        model
+            .workers
+            .stats
+            .record_request(result.is_ok(), started.elapsed());
+        result
     }
+
+    /// Triton's statistics for every ready model version, or those of `name` (and `version`).
+    pub fn statistics(
+        &self,
+        name: Option<&str>,
+        version: Option<&str>,
+    ) -> Result<Vec<ModelStatistics>, Error> {
+        let models: Vec<Arc<LoadedModel>> = match name {
+            Some(name) => vec![self.repository.ready_model(name, version)?],
+            None => self
+                .repository
+                .slots()
+                .iter()
+                .filter_map(|slot| match slot.state() {
+                    ModelState::Ready(model) => Some(model),
+                    _ => None,
+                })
+                .collect(),
+        };
+        Ok(models
+            .iter()
+            .map(|m| {
+                m.workers
+                    .stats
+                    .snapshot(&m.name, m.version.as_deref().unwrap_or(""))
+            })
+            .collect())
+    }
+
+    /// Triton's model configuration (what perf_analyzer and Triton tooling read before sending load).
+    pub fn model_config(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<serde_json::Value, Error> {
+        let model = self.repository.ready_model(name, version)?;
+        Ok(triton_config(&model))
+    }
+}
+
+/// Runs a validated request and shapes the response (requested-output parameters, classification).
+async fn run(model: &LoadedModel, request: InferRequest) -> Result<InferResponse, Error> {
+    let outputs = validate(model, &request)?;
+    let id = request
+        .id
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let mut results = model.workers.infer(request.inputs, outputs).await?;
+    for (tensor, requested) in results.iter_mut().zip(&request.outputs) {
+        debug_assert_eq!(tensor.name, requested.name);
+        if let Some(n) = classification::requested(&requested.parameters, &requested.name)? {
+            let labels = model.labels.get(&tensor.name).map(Vec::as_slice);
+            classification::classify(tensor, n, labels)?;
+        }
+        tensor.parameters = requested.parameters.clone();
+    }
+    Ok(InferResponse {
+        model_name: model.name.clone(),
+        model_version: model.version.clone(),
+        id,
+        parameters: Parameters::new(),
+        outputs: results,
+    })
+}
+
+/// Triton's `TYPE_*` name of a datatype.
+fn triton_type(datatype: DataType) -> String {
+    match datatype {
+        DataType::Bytes => "TYPE_STRING".into(),
+        other => format!("TYPE_{}", other.as_str()),
+    }
+}
+
+fn triton_config(model: &LoadedModel) -> serde_json::Value {
+    let tensors = |specs: &[TensorSpec]| {
+        specs
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "data_type": triton_type(s.datatype),
+                    "dims": s.shape,
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    let file = model
+        .source
+        .model_path()
+        .ok()
+        .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "model.onnx".into());
+    serde_json::json!({
+        "name": model.name,
+        "platform": model.platform,
+        "backend": "onnxruntime",
+        "version_policy": {"latest": {"num_versions": 1}},
+        "max_batch_size": 0,
+        "input": tensors(&model.signature.inputs),
+        "output": tensors(&model.signature.outputs),
+        "instance_group": [{"name": model.name, "kind": "KIND_CPU", "count": model.workers.instances()}],
+        "default_model_filename": file,
+        "parameters": {},
+    })
 }
 
 /// Checks inputs (names, datatypes, ranks, fixed dimensions) and requested outputs; returns the output names
@@ -344,6 +447,21 @@ fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<St
                 output.name,
                 names(&model.signature.outputs)
             )));
+        }
+        if let Some(spec) = model
+            .signature
+            .outputs
+            .iter()
+            .find(|s| s.name == output.name)
+        {
+            if classification::requested(&output.parameters, &output.name)?.is_some()
+                && spec.datatype == DataType::Bytes
+            {
+                return Err(Error::InvalidInput(format!(
+                    "output '{}' is BYTES and cannot be classified",
+                    output.name
+                )));
+            }
         }
         if wanted.contains(&output.name) {
             return Err(Error::InvalidInput(format!(

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
 use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
 use crate::error::Error;
+use crate::model::stats::ModelStatistics;
 use crate::service::{ModelMetadata, ServerMetadata, Service};
 
 /// `{name}` and optional `{version}` of a model route.
@@ -112,6 +113,37 @@ pub async fn infer(
         )
             .into_response(),
     })
+}
+
+/// Triton's model configuration.
+pub async fn model_config(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<serde_json::Value>, Error> {
+    service
+        .model_config(&path.name, path.version.as_deref())
+        .map(Json)
+}
+
+/// Triton's statistics extension body.
+#[derive(Serialize)]
+pub struct StatisticsBody {
+    model_stats: Vec<ModelStatistics>,
+}
+
+pub async fn all_statistics(
+    State(service): State<Arc<Service>>,
+) -> Result<Json<StatisticsBody>, Error> {
+    let model_stats = service.statistics(None, None)?;
+    Ok(Json(StatisticsBody { model_stats }))
+}
+
+pub async fn model_statistics(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+) -> Result<Json<StatisticsBody>, Error> {
+    let model_stats = service.statistics(Some(&path.name), path.version.as_deref())?;
+    Ok(Json(StatisticsBody { model_stats }))
 }
 
 /// Maps a body read failure (too large, aborted) to the server's error shape.

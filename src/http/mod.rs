@@ -37,6 +37,17 @@ pub fn router(service: Arc<Service>) -> Router {
             "/v2/models/{name}/versions/{version}/infer",
             post(handlers::infer),
         )
+        .route("/v2/models/{name}/config", get(handlers::model_config))
+        .route(
+            "/v2/models/{name}/versions/{version}/config",
+            get(handlers::model_config),
+        )
+        .route("/v2/models/stats", get(handlers::all_statistics))
+        .route("/v2/models/{name}/stats", get(handlers::model_statistics))
+        .route(
+            "/v2/models/{name}/versions/{version}/stats",
+            get(handlers::model_statistics),
+        )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,12 +1,14 @@
 //! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the worker threads that own it.
 
 pub mod onnx;
+pub mod stats;
 pub mod worker;
 
 use serde::Serialize;
 
 use crate::error::Error;
 use crate::tensor::{DataType, Parameters, Tensor};
+use stats::Timings;
 
 /// One input or output as a model declares it (`-1` marks a variable dimension).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,10 +32,10 @@ pub trait Backend: Send {
     /// The model's inputs and outputs.
     fn signature(&self) -> &Signature;
     /// Runs the model on `inputs` (already validated, in any order) and returns the `outputs` asked for
-    /// (all of them, in model order, when `None`).
+    /// (all of them, in model order, when `None`), with the time each phase took.
     fn run(
         &mut self,
         inputs: Vec<Tensor>,
         outputs: Option<&[String]>,
-    ) -> Result<Vec<Tensor>, Error>;
+    ) -> Result<(Vec<Tensor>, Timings), Error>;
 }

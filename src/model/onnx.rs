@@ -2,11 +2,13 @@
 
 use std::borrow::Cow;
 use std::path::Path;
+use std::time::Instant;
 
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::ValueType;
 
+use super::stats::Timings;
 use super::{Backend, Signature, TensorSpec};
 use crate::error::Error;
 use crate::tensor::ort::{datatype_of, from_ort_value, to_ort_value};
@@ -154,17 +156,20 @@ impl Backend for OnnxBackend {
         &mut self,
         inputs: Vec<Tensor>,
         outputs: Option<&[String]>,
-    ) -> Result<Vec<Tensor>, Error> {
+    ) -> Result<(Vec<Tensor>, Timings), Error> {
+        let started = Instant::now();
         let mut values: Vec<(Cow<'static, str>, SessionInputValue<'static>)> =
             Vec::with_capacity(inputs.len());
         for tensor in inputs {
             let value = to_ort_value(&tensor.name, &tensor.shape, tensor.data)?;
             values.push((Cow::Owned(tensor.name), value.into()));
         }
+        let converted = Instant::now();
         let label = &self.label;
         let results = self.session.run(values).map_err(|e| {
             Error::InvalidInput(format!("model {label} could not run on this input: {e}"))
         })?;
+        let ran = Instant::now();
         let wanted: Vec<&str> = match outputs {
             Some(names) => names.iter().map(String::as_str).collect(),
             None => self
@@ -174,7 +179,7 @@ impl Backend for OnnxBackend {
                 .map(|o| o.name.as_str())
                 .collect(),
         };
-        wanted
+        let tensors = wanted
             .into_iter()
             .map(|name| {
                 let value = results.get(name).ok_or_else(|| {
@@ -183,6 +188,12 @@ impl Backend for OnnxBackend {
                 let (shape, data) = from_ort_value(name, value)?;
                 Tensor::new(name, shape, data)
             })
-            .collect()
+            .collect::<Result<Vec<_>, Error>>()?;
+        let timings = Timings {
+            input: converted - started,
+            infer: ran - converted,
+            output: ran.elapsed(),
+        };
+        Ok((tensors, timings))
     }
 }

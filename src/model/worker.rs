@@ -3,10 +3,12 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use crossbeam_channel::{bounded, Sender, TrySendError};
 use tokio::sync::oneshot;
 
+use super::stats::ModelStats;
 use super::{Backend, Signature};
 use crate::error::Error;
 use crate::tensor::Tensor;
@@ -16,6 +18,7 @@ pub type BackendFactory = Arc<dyn Fn() -> Result<Box<dyn Backend>, String> + Sen
 
 /// One request waiting for a worker.
 struct Job {
+    enqueued: Instant,
     inputs: Vec<Tensor>,
     outputs: Option<Vec<String>>,
     reply: oneshot::Sender<Result<Vec<Tensor>, Error>>,
@@ -28,6 +31,8 @@ pub struct Workers {
     signature: Signature,
     label: String,
     capacity: usize,
+    /// Execution statistics (Triton's statistics extension).
+    pub stats: Arc<ModelStats>,
 }
 
 impl Workers {
@@ -43,10 +48,12 @@ impl Workers {
         let (sender, receiver) = bounded::<Job>(capacity);
         let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<Signature, String>>();
         let mut threads = Vec::new();
+        let stats = Arc::new(ModelStats::default());
         for i in 0..instances.max(1) {
             let receiver = receiver.clone();
             let factory = factory.clone();
             let loaded_tx = loaded_tx.clone();
+            let stats = stats.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("model-{label}-{i}"))
                 .spawn(move || {
@@ -68,11 +75,16 @@ impl Workers {
                         if job.reply.is_closed() {
                             continue; // the client has gone: do not spend compute on it
                         }
+                        stats.queue.add(job.enqueued.elapsed());
                         let result = catch_unwind(AssertUnwindSafe(|| {
                             backend.run(job.inputs, job.outputs.as_deref())
                         }))
                         .unwrap_or_else(|_| {
                             Err(Error::Internal("the model panicked while running".into()))
+                        })
+                        .map(|(outputs, timings)| {
+                            stats.record_execution(1, timings);
+                            outputs
                         });
                         let _ = job.reply.send(result);
                     }
@@ -95,6 +107,7 @@ impl Workers {
             signature: signature.clone().unwrap_or_default(),
             label: label.to_string(),
             capacity,
+            stats,
         };
         match (failure, signature) {
             (Some(reason), _) => Err(reason),
@@ -104,6 +117,11 @@ impl Workers {
                 Ok(workers)
             }
         }
+    }
+
+    /// Number of instances (threads) serving this model.
+    pub fn instances(&self) -> usize {
+        self.threads.len()
     }
 
     /// The model's inputs and outputs as the backend reports them.
@@ -124,6 +142,7 @@ impl Workers {
             .ok_or_else(|| Error::ModelNotReady(format!("Model {} is unloading", self.label)))?;
         sender
             .try_send(Job {
+                enqueued: Instant::now(),
                 inputs,
                 outputs,
                 reply,
@@ -155,6 +174,7 @@ impl Drop for Workers {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::stats::Timings;
     use crate::tensor::TensorData;
 
     struct Echo(Signature);
@@ -162,11 +182,15 @@ mod tests {
         fn signature(&self) -> &Signature {
             &self.0
         }
-        fn run(&mut self, inputs: Vec<Tensor>, _: Option<&[String]>) -> Result<Vec<Tensor>, Error> {
+        fn run(
+            &mut self,
+            inputs: Vec<Tensor>,
+            _: Option<&[String]>,
+        ) -> Result<(Vec<Tensor>, Timings), Error> {
             if inputs.is_empty() {
                 panic!("boom");
             }
-            Ok(inputs)
+            Ok((inputs, Timings::default()))
         }
     }
 

@@ -4,7 +4,7 @@ pub mod discovery;
 pub mod settings;
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, RwLock};
@@ -33,6 +33,8 @@ pub struct LoadedModel {
     pub platform: String,
     /// Inputs and outputs from the ONNX file, with model-settings parameters added.
     pub signature: Signature,
+    /// Class labels per output (model-settings `outputs[].parameters.labels` or `labels_file`), for classification.
+    pub labels: HashMap<String, Vec<String>>,
     pub workers: Workers,
     pub source: ModelSource,
 }
@@ -287,7 +289,9 @@ fn load(
             &source.settings.outputs,
         )?,
     };
+    let labels = read_labels(&source)?;
     Ok(LoadedModel {
+        labels,
         name: source.name.clone(),
         version: source.version.clone(),
         platform: source
@@ -300,6 +304,35 @@ fn load(
         workers,
         source,
     })
+}
+
+/// Class labels declared for outputs: `parameters.labels` (a list) or `parameters.labels_file` (one per line,
+/// relative to the settings file's folder).
+fn read_labels(source: &ModelSource) -> Result<HashMap<String, Vec<String>>, String> {
+    let mut labels = HashMap::new();
+    for output in &source.settings.outputs {
+        let Some(parameters) = &output.parameters else {
+            continue;
+        };
+        if let Some(list) = parameters.get("labels") {
+            let list: Vec<String> = serde_json::from_value(list.clone()).map_err(|_| {
+                format!(
+                    "outputs '{}' parameters.labels must be a list of strings",
+                    output.name
+                )
+            })?;
+            labels.insert(output.name.clone(), list);
+        } else if let Some(file) = parameters.get("labels_file").and_then(|f| f.as_str()) {
+            let path = source.folder().join(file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read labels file {}: {e}", path.display()))?;
+            labels.insert(
+                output.name.clone(),
+                text.lines().map(str::to_string).collect(),
+            );
+        }
+    }
+    Ok(labels)
 }
 
 /// Checks model-settings inputs/outputs against the ONNX file and adds their parameters to the metadata.
@@ -355,7 +388,10 @@ fn merge_declared(
             }
         }
         if let Some(parameters) = &d.parameters {
-            spec.parameters = Some(parameters.clone());
+            let mut parameters = parameters.clone();
+            parameters.remove("labels");
+            parameters.remove("labels_file");
+            spec.parameters = (!parameters.is_empty()).then_some(parameters);
         }
     }
     Ok(merged)
