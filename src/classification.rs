@@ -29,7 +29,7 @@ pub fn requested(
 pub fn classify(tensor: &mut Tensor, n: usize, labels: Option<&[String]>) -> Result<(), Error> {
     let name = tensor.name.clone();
     let values: Vec<f64> = match_tensor_data!(&tensor.data,
-        v => v.iter().map(|x| as_f64(x)).collect(),
+        v => v.iter().map(as_f64).collect(),
         _b => return Err(Error::InvalidInput(format!("output '{name}' is BYTES and cannot be classified"))));
     let (rows, classes) = match tensor.shape.as_slice() {
         [] => (1, 1),
