@@ -283,7 +283,7 @@ impl Service {
             .map(|m| {
                 m.workers
                     .stats
-                    .snapshot(&m.name, m.version.as_deref().unwrap_or(""))
+                    .snapshot(&m.name, m.version.as_deref().unwrap_or("1"))
             })
             .collect())
     }

@@ -17,7 +17,12 @@ async fn classification_returns_top_n_with_labels() {
     assert_eq!(out["shape"], json!([2, 2]));
     assert_eq!(
         out["data"],
-        json!(["0.981657:0:setosa", "0.018343:1:versicolor", "0.919861:2:virginica", "0.080084:1:versicolor"])
+        json!([
+            "0.981657:0:setosa",
+            "0.018343:1:versicolor",
+            "0.919861:2:virginica",
+            "0.080084:1:versicolor"
+        ])
     );
     assert!(out.get("parameters").is_none(), "{out}");
     // Without labels in the settings: value:index.
@@ -28,9 +33,17 @@ async fn classification_returns_top_n_with_labels() {
     let (_, r) = s.post("/v2/models/iris/infer", &req).await;
     assert_eq!(r["outputs"][0]["data"], json!(["2:1"]));
     req["outputs"] = json!([{"name": "probabilities", "parameters": {"classification": 0}}]);
-    assert_error(&s.post("/v2/models/iris/infer", &req).await, 400, "classification must be a positive integer");
+    assert_error(
+        &s.post("/v2/models/iris/infer", &req).await,
+        400,
+        "classification must be a positive integer",
+    );
     req["outputs"] = json!([{"name": "label", "parameters": {"classification": 1}}]);
-    assert_error(&s.post("/v2/models/iris-labels/infer", &req).await, 400, "BYTES and cannot be classified");
+    assert_error(
+        &s.post("/v2/models/iris-labels/infer", &req).await,
+        400,
+        "BYTES and cannot be classified",
+    );
 }
 
 #[tokio::test]
@@ -42,16 +55,28 @@ async fn model_configuration_in_tritons_shape() {
     assert_eq!(config["platform"], "onnxruntime_onnx");
     assert_eq!(config["backend"], "onnxruntime");
     assert_eq!(config["max_batch_size"], 0);
-    assert_eq!(config["input"][0], json!({"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [-1, 16]}));
+    assert_eq!(
+        config["input"][0],
+        json!({"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [-1, 16]})
+    );
     assert_eq!(config["output"][1]["name"], "OUTPUT1");
     assert_eq!(config["instance_group"][0]["count"], 1);
     let (_, strings) = s.get("/v2/models/iris-labels/config").await;
     assert_eq!(strings["output"][0]["data_type"], "TYPE_STRING");
-    assert_error(&s.get("/v2/models/nope/config").await, 404, "Model nope not found");
+    assert_error(
+        &s.get("/v2/models/nope/config").await,
+        404,
+        "Model nope not found",
+    );
 }
 
 fn stats_of<'a>(body: &'a Value, name: &str) -> &'a Value {
-    body["model_stats"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap()
+    body["model_stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -60,7 +85,10 @@ async fn statistics_count_real_traffic() {
     let (_, before) = s.get("/v2/models/iris/stats").await;
     assert_eq!(stats_of(&before, "iris")["inference_count"], 0);
     for _ in 0..3 {
-        assert_eq!(s.post("/v2/models/iris/infer", &iris_request()).await.0, 200);
+        assert_eq!(
+            s.post("/v2/models/iris/infer", &iris_request()).await.0,
+            200
+        );
     }
     let bad = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}]});
     assert_eq!(s.post("/v2/models/iris/infer", &bad).await.0, 400);
@@ -74,7 +102,13 @@ async fn statistics_count_real_traffic() {
     let stats = &iris["inference_stats"];
     assert_eq!(stats["success"]["count"], 3);
     assert_eq!(stats["fail"]["count"], 1);
-    for phase in ["success", "queue", "compute_input", "compute_infer", "compute_output"] {
+    for phase in [
+        "success",
+        "queue",
+        "compute_input",
+        "compute_infer",
+        "compute_output",
+    ] {
         if phase != "success" {
             assert_eq!(stats[phase]["count"], 3, "{phase}");
         }
@@ -85,15 +119,29 @@ async fn statistics_count_real_traffic() {
     let (_, all) = s.get("/v2/models/stats").await;
     assert_eq!(all["model_stats"].as_array().unwrap().len(), 5);
     assert_eq!(stats_of(&all, "simple")["inference_count"], 0);
-    assert_error(&s.get("/v2/models/iris/versions/4/stats").await, 404, "version 4 not found");
+    assert_error(
+        &s.get("/v2/models/iris/versions/4/stats").await,
+        404,
+        "version 4 not found",
+    );
 }
 
 #[tokio::test]
 async fn server_metadata_advertises_what_is_implemented() {
     let s = TestServer::start(&bundled_repository()).await;
     let (_, meta) = s.get("/v2").await;
-    let extensions: Vec<&str> = meta["extensions"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    for e in ["binary_tensor_data", "classification", "model_configuration", "statistics"] {
+    let extensions: Vec<&str> = meta["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap())
+        .collect();
+    for e in [
+        "binary_tensor_data",
+        "classification",
+        "model_configuration",
+        "statistics",
+    ] {
         assert!(extensions.contains(&e), "{extensions:?}");
     }
 }

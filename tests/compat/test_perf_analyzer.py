@@ -1,0 +1,21 @@
+"""Triton's perf_analyzer drives oxinfer: it reads the model config, sends load, and reads the statistics."""
+
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_perf_analyzer(*args):
+    command = ["bash", str(ROOT / "scripts" / "perf-analyzer.sh"), "-m", "simple",
+               "--shape", "INPUT0:1,16", "--shape", "INPUT1:1,16",
+               "--measurement-interval", "500", "--concurrency-range", "1:2", *args]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_perf_analyzer_over_http(server):
+    out = run_perf_analyzer("-u", server.http)
+    assert "Concurrency: 2, throughput:" in out, out
+    assert "Successful request count" in out, out
