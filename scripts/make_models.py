@@ -94,6 +94,18 @@ def session(path):
 # Class labels for the classification extension (model-settings outputs[].parameters.labels).
 LABELS = {"iris": {"probabilities": ["setosa", "versicolor", "virginica"]}}
 
+# Declared inputs (content types for the codecs) per model.
+INPUTS = {
+    "image_stats": [
+        {
+            "name": "image",
+            "datatype": "UINT8",
+            "shape": [-1, 32, 32, 3],
+            "parameters": {"content_type": "img", "resize": True},
+        }
+    ]
+}
+
 
 def save(out, name, model):
     """Check and write <out>/<name>/model.onnx and its model-settings.json; return the path."""
@@ -110,6 +122,8 @@ def save(out, name, model):
         "implementation": IMPLEMENTATION,
         "parameters": {"uri": "./model.onnx"},
     }
+    if name in INPUTS:
+        settings["inputs"] = INPUTS[name]
     if name in LABELS:
         settings["outputs"] = [
             {"name": output, "parameters": {"labels": labels}} for output, labels in LABELS[name].items()
@@ -248,6 +262,27 @@ def make_simple(out):
     return path
 
 
+def make_image_stats(out):
+    """UINT8 HWC pixels [N,32,32,3] -> per-channel mean FP32 [N,3]: an image model with its preprocessing in the graph."""
+    name = "image_stats"
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["image"], ["pixels"], name="to_float", to=TensorProto.FLOAT),
+            helper.make_node("ReduceMean", ["pixels"], ["mean"], name="mean", axes=[1, 2], keepdims=0),
+        ],
+        name,
+        [tensor("image", TensorProto.UINT8, ["N", 32, 32, 3])],
+        [tensor("mean", TensorProto.FLOAT, ["N", 3])],
+    )
+    path = save(out, name, finish_model(graph))
+    img = np.zeros((1, 32, 32, 3), dtype=np.uint8)
+    img[..., 0] = 255
+    img[:, :16, :, 2] = 100
+    (mean,) = session(path).run(["mean"], {"image": img})
+    assert np.allclose(mean, [[255.0, 0.0, 50.0]]), mean
+    return path
+
+
 def make_simple_string(out):
     name = "simple_string"
     shape = ["N", 16]
@@ -342,7 +377,7 @@ def main():
     np.set_printoptions(precision=9, floatmode="maxprec")
     iris, iris_label, iris_prob = make_iris(out, "iris", string_labels=False)
     labels, labels_label, labels_prob = make_iris(out, "iris-labels", string_labels=True)
-    paths = [iris, labels, make_datatypes(out), make_simple(out), make_simple_string(out)]
+    paths = [iris, labels, make_datatypes(out), make_simple(out), make_simple_string(out), make_image_stats(out)]
     write_repo_files(out, paths)
 
     for p in paths:

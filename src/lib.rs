@@ -14,6 +14,7 @@
 
 pub mod classification;
 pub mod cli;
+pub mod codec;
 pub mod config;
 pub mod error;
 pub mod http;

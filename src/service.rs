@@ -7,6 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::classification;
+use crate::codec;
 use crate::config::Settings;
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
@@ -300,7 +301,20 @@ impl Service {
 }
 
 /// Runs a validated request and shapes the response (requested-output parameters, classification).
-async fn run(model: &LoadedModel, request: InferRequest) -> Result<InferResponse, Error> {
+async fn run(model: &Arc<LoadedModel>, mut request: InferRequest) -> Result<InferResponse, Error> {
+    let model_ct = model.source.settings.parameters.content_type.as_deref();
+    let request_ct = codec::request_content_type(&request, model_ct);
+    if codec::needs_blocking(&request, &model.signature.inputs, request_ct) {
+        // Image decoding is CPU-heavy: keep it off the async runtime.
+        let m = model.clone();
+        request = tokio::task::spawn_blocking(move || {
+            codec::decode_inputs(&mut request, &m.signature.inputs, request_ct).map(|()| request)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("decoding failed: {e}")))??;
+    } else {
+        codec::decode_inputs(&mut request, &model.signature.inputs, request_ct)?;
+    }
     let outputs = validate(model, &request)?;
     let id = request
         .id
@@ -315,13 +329,15 @@ async fn run(model: &LoadedModel, request: InferRequest) -> Result<InferResponse
         }
         tensor.parameters = requested.parameters.clone();
     }
-    Ok(InferResponse {
+    let mut response = InferResponse {
         model_name: model.name.clone(),
         model_version: model.version.clone(),
         id,
         parameters: Parameters::new(),
         outputs: results,
-    })
+    };
+    codec::encode_outputs(&mut response, &model.signature.outputs)?;
+    Ok(response)
 }
 
 /// Triton's `TYPE_*` name of a datatype.

@@ -1,0 +1,345 @@
+//! MLServer content types (codecs): what `np`, `str`, `base64`, `datetime`, `pd`, `pd_json` and `img` mean for
+//! an ONNX model's inputs and outputs. Applied by the service to every transport's requests and responses.
+
+mod cast;
+pub mod image;
+
+use base64::Engine;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
+
+use crate::error::Error;
+use crate::model::TensorSpec;
+use crate::service::{InferRequest, InferResponse};
+use crate::tensor::{BytesBuf, DataType, Parameters, Tensor, TensorData};
+
+/// A content type oxinfer understands; others are ignored, as MLServer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    Np,
+    Str,
+    Base64,
+    Datetime,
+    Pd,
+    PdJson,
+    /// `img` or `pillow_image`: an encoded image (JPEG, PNG, WebP) decoded to UINT8 pixels.
+    Img,
+}
+
+impl ContentType {
+    pub fn parse(name: &str) -> Option<ContentType> {
+        Some(match name {
+            "np" => ContentType::Np,
+            "str" => ContentType::Str,
+            "base64" => ContentType::Base64,
+            "datetime" => ContentType::Datetime,
+            "pd" => ContentType::Pd,
+            "pd_json" => ContentType::PdJson,
+            "img" | "pillow_image" => ContentType::Img,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::Np => "np",
+            ContentType::Str => "str",
+            ContentType::Base64 => "base64",
+            ContentType::Datetime => "datetime",
+            ContentType::Pd => "pd",
+            ContentType::PdJson => "pd_json",
+            ContentType::Img => "img",
+        }
+    }
+}
+
+/// The `content_type` in a parameters map, if it is one oxinfer knows.
+pub fn content_type_of(parameters: Option<&Parameters>) -> Option<ContentType> {
+    parameters?
+        .get("content_type")?
+        .as_str()
+        .and_then(ContentType::parse)
+}
+
+/// The request-level content type: the request's own, else the model's (`model_default`).
+pub fn request_content_type(
+    request: &InferRequest,
+    model_default: Option<&str>,
+) -> Option<ContentType> {
+    content_type_of(Some(&request.parameters))
+        .or_else(|| model_default.and_then(ContentType::parse))
+}
+
+/// The content type that applies to each input: its own, else the model-settings input's, else what the
+/// request-level one implies (`pd` columns: `np` for numbers, `str` for BYTES).
+fn input_content_type(
+    input: &Tensor,
+    spec: Option<&TensorSpec>,
+    request: Option<ContentType>,
+) -> Option<ContentType> {
+    content_type_of(Some(&input.parameters))
+        .or_else(|| content_type_of(spec.and_then(|s| s.parameters.as_ref())))
+        .or(match request {
+            Some(ContentType::Pd | ContentType::PdJson) if input.datatype() == DataType::Bytes => {
+                Some(ContentType::Str)
+            }
+            Some(ContentType::Pd | ContentType::PdJson) => Some(ContentType::Np),
+            Some(ct @ (ContentType::Np | ContentType::Str)) => Some(ct),
+            _ => None,
+        })
+}
+
+/// Whether decoding will do heavy work (images), to be run off the async runtime.
+pub fn needs_blocking(
+    request: &InferRequest,
+    inputs: &[TensorSpec],
+    request_ct: Option<ContentType>,
+) -> bool {
+    request.inputs.iter().any(|input| {
+        let spec = inputs.iter().find(|s| s.name == input.name);
+        input_content_type(input, spec, request_ct) == Some(ContentType::Img)
+    })
+}
+
+/// Decodes every input according to its content type so that it fits the model input of the same name.
+pub fn decode_inputs(
+    request: &mut InferRequest,
+    inputs: &[TensorSpec],
+    request_ct: Option<ContentType>,
+) -> Result<(), Error> {
+    if request_ct == Some(ContentType::Np) && request.inputs.len() != 1 {
+        return Err(Error::InvalidInput(format!(
+            "content type np at request level needs exactly one input; the request has {}",
+            request.inputs.len()
+        )));
+    }
+    for input in &mut request.inputs {
+        let Some(spec) = inputs.iter().find(|s| s.name == input.name) else {
+            continue; // validation reports unknown inputs
+        };
+        if let Some(ct) = input_content_type(input, Some(spec), request_ct) {
+            decode_input(input, spec, ct)?;
+        }
+        fit_rank(input, spec);
+    }
+    Ok(())
+}
+
+fn decode_input(input: &mut Tensor, spec: &TensorSpec, ct: ContentType) -> Result<(), Error> {
+    let name = input.name.clone();
+    let needs_bytes = |ct: ContentType| {
+        Error::InvalidInput(format!(
+            "input '{name}' has content type {} but datatype {}; it needs BYTES",
+            ct.as_str(),
+            input.datatype()
+        ))
+    };
+    match ct {
+        ContentType::Np | ContentType::Pd | ContentType::PdJson => {
+            if input.datatype() == DataType::Bytes {
+                check_utf8(&name, &input.data, ct)?;
+            } else if input.datatype() != spec.datatype && spec.datatype != DataType::Bytes {
+                // numpy's astype: numbers are converted to the model's type.
+                input.data = cast::cast(&input.data, spec.datatype);
+            }
+        }
+        ContentType::Str => {
+            if input.datatype() != DataType::Bytes {
+                return Err(needs_bytes(ct));
+            }
+            check_utf8(&name, &input.data, ct)?;
+        }
+        ContentType::Base64 => {
+            let TensorData::Bytes(elements) = &input.data else {
+                return Err(needs_bytes(ct));
+            };
+            let decoded = decode_base64(&name, elements)?;
+            if spec.datatype == DataType::Uint8 {
+                let width = decoded.iter().next().map_or(0, <[u8]>::len);
+                if let Some(i) = decoded.iter().position(|e| e.len() != width) {
+                    return Err(Error::InvalidInput(format!(
+                        "input '{name}' element {i} decodes to {} bytes but element 0 to {width}; UINT8 rows must be equal",
+                        decoded.get(i).len()
+                    )));
+                }
+                let bytes: Vec<u8> = decoded.iter().flatten().copied().collect();
+                input.shape.push(width);
+                input.data = TensorData::Uint8(bytes);
+            } else {
+                input.data = TensorData::Bytes(decoded);
+            }
+        }
+        ContentType::Datetime => {
+            let TensorData::Bytes(elements) = &input.data else {
+                return Err(needs_bytes(ct));
+            };
+            let mut nanos = Vec::with_capacity(elements.len());
+            for (i, element) in elements.iter().enumerate() {
+                nanos.push(parse_datetime(element).ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "input '{name}' element {i} ({:?}) is not an ISO 8601 datetime",
+                        String::from_utf8_lossy(element)
+                    ))
+                })?);
+            }
+            input.data = match spec.datatype {
+                DataType::Int64 => TensorData::Int64(nanos),
+                _ => TensorData::Bytes(
+                    nanos
+                        .iter()
+                        .map(|&n| iso(n).into_bytes())
+                        .collect::<Vec<_>>()
+                        .iter()
+                        .map(Vec::as_slice)
+                        .collect(),
+                ),
+            };
+        }
+        ContentType::Img => {
+            let TensorData::Bytes(elements) = &input.data else {
+                return Err(needs_bytes(ct));
+            };
+            let (shape, pixels) = image::decode_images(&name, elements, spec, &input.parameters)?;
+            input.shape = shape;
+            input.data = TensorData::Uint8(pixels);
+        }
+    }
+    Ok(())
+}
+
+/// MLServer encodes 1-D arrays as [N, 1] and decodes [N, 1] where [N] is meant: add or drop one trailing
+/// dimension of 1 when that makes the input's rank match the model's.
+fn fit_rank(input: &mut Tensor, spec: &TensorSpec) {
+    let (have, want) = (input.shape.len(), spec.shape.len());
+    if have == want + 1 && input.shape.last() == Some(&1) {
+        input.shape.pop();
+    } else if have + 1 == want && matches!(spec.shape.last(), Some(1 | -1)) {
+        input.shape.push(1);
+    }
+}
+
+fn check_utf8(name: &str, data: &TensorData, ct: ContentType) -> Result<(), Error> {
+    if let TensorData::Bytes(elements) = data {
+        if let Some(i) = elements
+            .iter()
+            .position(|e| std::str::from_utf8(e).is_err())
+        {
+            return Err(Error::InvalidInput(format!(
+                "input '{name}' element {i} is not valid UTF-8 (content type {})",
+                ct.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn decode_base64(name: &str, elements: &BytesBuf) -> Result<BytesBuf, Error> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut out = BytesBuf::with_capacity(
+        elements.len(),
+        elements.iter().map(<[u8]>::len).sum::<usize>(),
+    );
+    for (i, element) in elements.iter().enumerate() {
+        let trimmed = element.trim_ascii();
+        let bytes = engine
+            .decode(trimmed)
+            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(trimmed))
+            .map_err(|e| {
+                Error::InvalidInput(format!(
+                    "input '{name}' element {i} is not valid base64: {e}"
+                ))
+            })?;
+        out.push(&bytes);
+    }
+    Ok(out)
+}
+
+/// Nanoseconds since the Unix epoch of an ISO 8601 datetime (naive ones are UTC), or a date.
+fn parse_datetime(text: &[u8]) -> Option<i64> {
+    let text = std::str::from_utf8(text).ok()?.trim();
+    let parsed = DateTime::parse_from_rfc3339(text)
+        .map(|d| d.with_timezone(&Utc))
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map(|d| d.and_utc())
+        })
+        .or_else(|_| {
+            NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f").map(|d| d.and_utc())
+        })
+        .or_else(|_| {
+            chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z")
+                .map(|d| d.with_timezone(&Utc))
+        })
+        .ok()
+        .or_else(|| {
+            NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .map(|d| d.and_utc())
+        })?;
+    parsed.timestamp_nanos_opt()
+}
+
+/// ISO 8601 text of nanoseconds since the epoch, as Python's isoformat writes a UTC datetime.
+fn iso(nanos: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(nanos).to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// Encodes the outputs whose model-settings declare a content type, MLServer's way: 1-D outputs become [N, 1]
+/// and `content_type` is set in the output's parameters.
+pub fn encode_outputs(response: &mut InferResponse, outputs: &[TensorSpec]) -> Result<(), Error> {
+    for output in &mut response.outputs {
+        let spec = outputs.iter().find(|s| s.name == output.name);
+        let Some(ct) = content_type_of(spec.and_then(|s| s.parameters.as_ref())) else {
+            continue;
+        };
+        match (ct, &output.data) {
+            (ContentType::Base64, TensorData::Bytes(elements)) => {
+                let engine = &base64::engine::general_purpose::STANDARD;
+                let encoded: Vec<String> = elements.iter().map(|e| engine.encode(e)).collect();
+                output.data = TensorData::Bytes(encoded.iter().map(|s| s.as_bytes()).collect());
+            }
+            (ContentType::Datetime, TensorData::Int64(nanos)) => {
+                let text: Vec<String> = nanos.iter().map(|&n| iso(n)).collect();
+                output.data = TensorData::Bytes(text.iter().map(|s| s.as_bytes()).collect());
+            }
+            (
+                ContentType::Np | ContentType::Str | ContentType::Base64 | ContentType::Datetime,
+                _,
+            ) => {}
+            _ => continue,
+        }
+        if output.shape.len() == 1 {
+            output.shape.push(1);
+        }
+        output
+            .parameters
+            .insert("content_type".into(), serde_json::Value::from(ct.as_str()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetimes_parse_like_python_isoformat() {
+        assert_eq!(parse_datetime(b"1970-01-01T00:00:01"), Some(1_000_000_000));
+        assert_eq!(parse_datetime(b"1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(
+            parse_datetime(b"2021-08-24T15:01:19.5"),
+            Some(1_629_817_279_500_000_000)
+        );
+        assert_eq!(
+            parse_datetime(b"2021-08-24"),
+            Some(1_629_763_200_000_000_000)
+        );
+        assert_eq!(parse_datetime(b"yesterday"), None);
+        assert_eq!(iso(1_629_817_279_000_000_000), "2021-08-24T15:01:19+00:00");
+    }
+
+    #[test]
+    fn content_types_parse() {
+        assert_eq!(ContentType::parse("pillow_image"), Some(ContentType::Img));
+        assert_eq!(ContentType::parse("dict"), None);
+    }
+}
