@@ -2,6 +2,7 @@
 
 pub mod json;
 pub mod ort;
+pub mod raw;
 
 use half::{bf16, f16};
 use std::fmt;
