@@ -1,4 +1,4 @@
-//! The one error type of the server, and the only place it is mapped to an HTTP status.
+//! The one error type of the server, and the only place it is mapped to an HTTP status and to a gRPC code.
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -59,6 +59,30 @@ impl Error {
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
+
+    /// The gRPC status code for this error (the counterpart of [`Error::http_status`]).
+    pub fn grpc_code(&self) -> tonic::Code {
+        match self {
+            Error::ModelNotFound(_) | Error::VersionNotFound { .. } | Error::NotFoundRoute(_) => {
+                tonic::Code::NotFound
+            }
+            Error::MethodNotAllowed(_) | Error::Unsupported(_) => tonic::Code::Unimplemented,
+            Error::ModelNotReady(_) => tonic::Code::Unavailable,
+            Error::InvalidInput(_) => tonic::Code::InvalidArgument,
+            Error::Overloaded(_) | Error::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
+            Error::Timeout(_) => tonic::Code::DeadlineExceeded,
+            Error::Internal(_) => tonic::Code::Internal,
+        }
+    }
+
+    /// Logs a failed request: server-side failures as errors, rejected requests at debug level.
+    fn log(&self, server_error: bool) {
+        if server_error {
+            tracing::error!(error = %self, "request failed");
+        } else {
+            tracing::debug!(error = %self, "request rejected");
+        }
+    }
 }
 
 /// The error body every REST error uses.
@@ -70,11 +94,7 @@ pub struct ErrorBody {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.http_status();
-        if status.is_server_error() {
-            tracing::error!(error = %self, "request failed");
-        } else {
-            tracing::debug!(error = %self, "request rejected");
-        }
+        self.log(status.is_server_error());
         (
             status,
             Json(ErrorBody {
@@ -82,6 +102,15 @@ impl IntoResponse for Error {
             }),
         )
             .into_response()
+    }
+}
+
+/// A gRPC status with the error's code and the same message REST sends.
+impl From<Error> for tonic::Status {
+    fn from(error: Error) -> tonic::Status {
+        let code = error.grpc_code();
+        error.log(code == tonic::Code::Internal);
+        tonic::Status::new(code, error.to_string())
     }
 }
 
@@ -101,5 +130,21 @@ mod tests {
         };
         assert_eq!(e.to_string(), "Model iris with version 7 not found");
         assert_eq!(e.http_status(), StatusCode::NOT_FOUND);
+        assert_eq!(e.grpc_code(), tonic::Code::NotFound);
+    }
+
+    #[test]
+    fn grpc_status_keeps_the_rest_message() {
+        let status = tonic::Status::from(Error::InvalidInput("input 'x' is bad".into()));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "input 'x' is bad");
+        assert_eq!(
+            Error::Overloaded("full".into()).grpc_code(),
+            tonic::Code::ResourceExhausted
+        );
+        assert_eq!(
+            Error::ModelNotReady("loading".into()).grpc_code(),
+            tonic::Code::Unavailable
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! oxinfer: an Open Inference Protocol (KServe V2) server for ONNX models, a drop-in for Seldon MLServer.
 //!
 //! How a request flows:
-//! 1. A transport ([`http`]) decodes the wire format into [`service::InferRequest`] with typed [`tensor::Tensor`]s
+//! 1. A transport ([`http`] or [`grpc`]) decodes the wire format into [`service::InferRequest`] with typed [`tensor::Tensor`]s
 //!    (codecs at the edge: [`tensor::json`]).
 //! 2. [`service::Service`] resolves the model version in the [`repository::Repository`], validates inputs and
 //!    requested outputs against the model's signature (once, for every transport), and queues the request.
@@ -17,6 +17,7 @@ pub mod cli;
 pub mod codec;
 pub mod config;
 pub mod error;
+pub mod grpc;
 pub mod http;
 pub mod model;
 pub mod repository;

@@ -133,6 +133,13 @@ fn decode_input(input: &mut Tensor, spec: &TensorSpec, ct: ContentType) -> Resul
             input.datatype()
         ))
     };
+    let decodes_bytes = matches!(
+        ct,
+        ContentType::Str | ContentType::Base64 | ContentType::Datetime | ContentType::Img
+    );
+    if decodes_bytes && input.datatype() != DataType::Bytes && input.datatype() == spec.datatype {
+        return Ok(()); // already in the model's form (e.g. raw pixels for an `img` input)
+    }
     match ct {
         ContentType::Np | ContentType::Pd | ContentType::PdJson => {
             if input.datatype() == DataType::Bytes {

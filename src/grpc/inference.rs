@@ -1,0 +1,205 @@
+//! `inference.GRPCInferenceService`: thin handlers that decode the message, call the [`Service`], encode the answer.
+
+use std::sync::Arc;
+
+use prost::Message;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::convert::{self, non_empty};
+use super::limits;
+use super::pb;
+use super::pb::grpc_inference_service_server::GrpcInferenceService;
+use crate::error::Error;
+use crate::service::Service;
+
+/// Responses a stream may hold ready before the client reads them; past that the stream waits for the client.
+const STREAM_BUFFER: usize = 16;
+
+/// The inference service over the shared core.
+#[derive(Clone)]
+pub struct Inference {
+    service: Arc<Service>,
+    /// Largest message the server sends; a bigger response becomes RESOURCE_EXHAUSTED rather than a broken call.
+    max_message_length: usize,
+}
+
+impl Inference {
+    pub fn new(service: Arc<Service>, max_message_length: usize) -> Inference {
+        Inference {
+            service,
+            max_message_length,
+        }
+    }
+
+    /// One inference, shared by ModelInfer and ModelStreamInfer.
+    async fn infer(&self, message: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+        let decoded = convert::infer_request(message)?;
+        let response = self
+            .service
+            .infer(
+                &decoded.model_name,
+                decoded.model_version.as_deref(),
+                decoded.request,
+            )
+            .await?;
+        let message = convert::infer_response(response, decoded.raw);
+        let len = message.encoded_len();
+        if len > self.max_message_length {
+            return Err(Error::PayloadTooLarge(format!(
+                "the response is {len} bytes, over grpc_max_message_length ({} bytes)",
+                self.max_message_length
+            )));
+        }
+        Ok(message)
+    }
+
+    /// The answer on the stream for one request: its response, or its error in `error_message`
+    /// (with the request's model and id, so the client can tell which one failed).
+    async fn stream_reply(&self, message: pb::ModelInferRequest) -> pb::ModelStreamInferResponse {
+        let (model_name, model_version, id) = (
+            message.model_name.clone(),
+            message.model_version.clone(),
+            message.id.clone(),
+        );
+        match self.infer(message).await {
+            Ok(response) => pb::ModelStreamInferResponse {
+                error_message: String::new(),
+                infer_response: Some(response),
+            },
+            Err(error) => {
+                let status = Status::from(error);
+                pb::ModelStreamInferResponse {
+                    error_message: status.message().to_string(),
+                    infer_response: Some(pb::ModelInferResponse {
+                        model_name,
+                        model_version,
+                        id,
+                        ..Default::default()
+                    }),
+                }
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl GrpcInferenceService for Inference {
+    async fn server_live(
+        &self,
+        _: Request<pb::ServerLiveRequest>,
+    ) -> Result<Response<pb::ServerLiveResponse>, Status> {
+        Ok(Response::new(pb::ServerLiveResponse {
+            live: self.service.live(),
+        }))
+    }
+
+    async fn server_ready(
+        &self,
+        _: Request<pb::ServerReadyRequest>,
+    ) -> Result<Response<pb::ServerReadyResponse>, Status> {
+        Ok(Response::new(pb::ServerReadyResponse {
+            ready: self.service.ready(),
+        }))
+    }
+
+    async fn model_ready(
+        &self,
+        request: Request<pb::ModelReadyRequest>,
+    ) -> Result<Response<pb::ModelReadyResponse>, Status> {
+        let request = request.into_inner();
+        let version = non_empty(request.version);
+        let ready = self
+            .service
+            .model_ready(&request.name, version.as_deref())?;
+        Ok(Response::new(pb::ModelReadyResponse { ready }))
+    }
+
+    async fn server_metadata(
+        &self,
+        _: Request<pb::ServerMetadataRequest>,
+    ) -> Result<Response<pb::ServerMetadataResponse>, Status> {
+        Ok(Response::new(convert::server_metadata(
+            self.service.server_metadata(),
+        )))
+    }
+
+    async fn model_metadata(
+        &self,
+        request: Request<pb::ModelMetadataRequest>,
+    ) -> Result<Response<pb::ModelMetadataResponse>, Status> {
+        let request = request.into_inner();
+        let version = non_empty(request.version);
+        let metadata = self
+            .service
+            .model_metadata(&request.name, version.as_deref())?;
+        Ok(Response::new(convert::model_metadata(metadata)))
+    }
+
+    async fn model_infer(
+        &self,
+        request: Request<pb::ModelInferRequest>,
+    ) -> Result<Response<pb::ModelInferResponse>, Status> {
+        Ok(Response::new(self.infer(request.into_inner()).await?))
+    }
+
+    type ModelStreamInferStream = ReceiverStream<Result<pb::ModelStreamInferResponse, Status>>;
+
+    /// Answers each request in order; a failed request is reported in its `error_message` and the stream
+    /// goes on. A broken inbound stream (e.g. a message over the limit) ends the call with its status.
+    async fn model_stream_infer(
+        &self,
+        request: Request<Streaming<pb::ModelInferRequest>>,
+    ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        let mut inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let next = tokio::select! {
+                    next = inbound.message() => next,
+                    () = tx.closed() => break,
+                };
+                let (reply, last) = match next {
+                    Ok(Some(message)) => (Ok(this.stream_reply(message).await), false),
+                    Ok(None) => break,
+                    Err(status) => (Err(limits::resource_exhausted(status)), true),
+                };
+                if tx.send(reply).await.is_err() || last {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn repository_index(
+        &self,
+        _: Request<pb::RepositoryIndexRequest>,
+    ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
+        Err(not_yet("RepositoryIndex"))
+    }
+
+    async fn repository_model_load(
+        &self,
+        _: Request<pb::RepositoryModelLoadRequest>,
+    ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
+        Err(not_yet("RepositoryModelLoad"))
+    }
+
+    async fn repository_model_unload(
+        &self,
+        _: Request<pb::RepositoryModelUnloadRequest>,
+    ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
+        Err(not_yet("RepositoryModelUnload"))
+    }
+}
+
+/// The model repository RPCs are not served yet.
+fn not_yet(rpc: &str) -> Status {
+    Error::Unsupported(format!(
+        "{rpc} is not implemented yet: this server does not offer the model repository extension over gRPC"
+    ))
+    .into()
+}

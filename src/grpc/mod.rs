@@ -1,0 +1,65 @@
+//! The gRPC transport: `inference.GRPCInferenceService`, `grpc.health.v1.Health` and server reflection, served
+//! on their own listener over the same [`Service`] as REST.
+//!
+//! - [`inference`]: the service impl; each RPC decodes ([`convert`]), calls the service, encodes.
+//! - [`health`]: health checks driven by server and model readiness.
+//! - [`limits`]: the message size limit and its RESOURCE_EXHAUSTED answer.
+
+pub mod convert;
+pub mod health;
+pub mod inference;
+pub mod limits;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::service::Service;
+
+/// The code generated from `proto/grpc_service.proto` (messages, server and client).
+pub mod pb {
+    tonic::include_proto!("inference");
+
+    /// The encoded file descriptor set of `proto/grpc_service.proto`, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("inference_descriptor");
+}
+
+/// Serves every gRPC service on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    service: Arc<Service>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let limit = limits::max_message_length(service.settings());
+    let inference = pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(
+        inference::Inference::new(service.clone(), limit),
+    )
+    .max_decoding_message_size(limit)
+    .max_encoding_message_size(limit);
+    let health = tonic_health::pb::health_server::HealthServer::new(health::Health::new(service));
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .expect("the descriptor sets built into the binary are valid");
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .expect("the descriptor sets built into the binary are valid");
+    Server::builder()
+        .layer(tower::util::MapResponseLayer::new(
+            limits::too_large_is_resource_exhausted,
+        ))
+        .add_service(inference)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await
+}
