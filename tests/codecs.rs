@@ -25,7 +25,11 @@ fn assert_mean(r: &Value, row: usize, expected: [f64; 3], tolerance: f64) {
     let data = r["outputs"][0]["data"].as_array().unwrap();
     for c in 0..3 {
         let got = data[row * 3 + c].as_f64().unwrap();
-        assert!((got - expected[c]).abs() <= tolerance, "channel {c}: {got} vs {}: {r}", expected[c]);
+        assert!(
+            (got - expected[c]).abs() <= tolerance,
+            "channel {c}: {got} vs {}: {r}",
+            expected[c]
+        );
     }
 }
 
@@ -45,12 +49,20 @@ async fn np_casts_to_the_models_type_and_fits_n_by_1() {
     assert_eq!(status, 200, "{r}");
     // Without a content type the datatype must match.
     let req = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [6.7, 3.0, 5.2, 2.3]}]});
-    assert_error(&s.post("/v2/models/iris/infer", &req).await, 400, "expects FP32");
+    assert_error(
+        &s.post("/v2/models/iris/infer", &req).await,
+        400,
+        "expects FP32",
+    );
     // np at request level with several inputs.
     let req = json!({"parameters": {"content_type": "np"}, "inputs": [
         {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": vec![1; 16]},
         {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": vec![1; 16]}]});
-    assert_error(&s.post("/v2/models/simple/infer", &req).await, 400, "content type np at request level needs exactly one input");
+    assert_error(
+        &s.post("/v2/models/simple/infer", &req).await,
+        400,
+        "content type np at request level needs exactly one input",
+    );
 }
 
 #[tokio::test]
@@ -62,13 +74,18 @@ async fn pd_columns_feed_named_inputs() {
         {"name": "INPUT1", "shape": [1, 16], "datatype": "INT64", "data": vec![2i64; 16]}]});
     let (status, r) = s.post("/v2/models/simple/infer", &req).await;
     assert_eq!(status, 200, "{r}");
-    assert_eq!(r["outputs"][0]["data"], json!((2..18).collect::<Vec<i32>>()));
+    assert_eq!(
+        r["outputs"][0]["data"],
+        json!((2..18).collect::<Vec<i32>>())
+    );
 }
 
 #[tokio::test]
 async fn str_and_base64_decode_bytes() {
     let s = TestServer::start(&bundled_repository()).await;
-    let numbers: Vec<String> = (0..16).map(|i: i32| b64(i.to_string().as_bytes())).collect();
+    let numbers: Vec<String> = (0..16)
+        .map(|i: i32| b64(i.to_string().as_bytes()))
+        .collect();
     let req = json!({"inputs": [
         {"name": "INPUT0", "shape": [1, 16], "datatype": "BYTES", "parameters": {"content_type": "base64"}, "data": numbers},
         {"name": "INPUT1", "shape": [1, 16], "datatype": "BYTES", "parameters": {"content_type": "str"}, "data": vec!["1"; 16]}]});
@@ -77,11 +94,19 @@ async fn str_and_base64_decode_bytes() {
     assert_eq!(r["outputs"][0]["data"][15], "16");
     let mut bad = req.clone();
     bad["inputs"][0]["data"][3] = json!("%%% not base64");
-    assert_error(&s.post("/v2/models/simple_string/infer", &bad).await, 400, "input 'INPUT0' element 3 is not valid base64");
+    assert_error(
+        &s.post("/v2/models/simple_string/infer", &bad).await,
+        400,
+        "input 'INPUT0' element 3 is not valid base64",
+    );
     let mut wrong_type = req.clone();
     wrong_type["inputs"][1] = json!({"name": "INPUT1", "shape": [1, 16], "datatype": "INT32",
         "parameters": {"content_type": "str"}, "data": vec![1; 16]});
-    assert_error(&s.post("/v2/models/simple_string/infer", &wrong_type).await, 400, "input 'INPUT1' has content type str but datatype INT32");
+    assert_error(
+        &s.post("/v2/models/simple_string/infer", &wrong_type).await,
+        400,
+        "input 'INPUT1' has content type str but datatype INT32",
+    );
 }
 
 #[tokio::test]
@@ -103,7 +128,13 @@ async fn str_rejects_invalid_utf8_sent_as_binary() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
     let v: Value = r.json().await.unwrap();
-    assert!(v["error"].as_str().unwrap().contains("input 'INPUT0' element 0 is not valid UTF-8"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("input 'INPUT0' element 0 is not valid UTF-8"),
+        "{v}"
+    );
 }
 
 /// A repository with output content types declared, and a datetime input feeding an INT64 tensor.
@@ -170,7 +201,9 @@ fn datatypes_request(int64: Value, string: Value) -> Value {
         ("fp32", "FP32", json!([1, 2])),
         ("fp64", "FP64", json!([1, 2])),
     ] {
-        inputs.push(json!({"name": format!("input_{suffix}"), "shape": [1, 2], "datatype": dt, "data": v}));
+        inputs.push(
+            json!({"name": format!("input_{suffix}"), "shape": [1, 2], "datatype": dt, "data": v}),
+        );
     }
     json!({"inputs": inputs})
 }
@@ -179,17 +212,41 @@ fn datatypes_request(int64: Value, string: Value) -> Value {
 async fn datetime_feeds_int64_and_comes_back_iso() {
     let dir = typed_outputs_repository();
     let s = TestServer::start(dir.path()).await;
-    let req = datatypes_request(json!(["2021-08-24T15:01:19", "1970-01-01T00:00:01+00:00"]), json!(["hi", "there"]));
+    let req = datatypes_request(
+        json!(["2021-08-24T15:01:19", "1970-01-01T00:00:01+00:00"]),
+        json!(["hi", "there"]),
+    );
     let (status, r) = s.post("/v2/models/types/infer", &req).await;
     assert_eq!(status, 200, "{r}");
-    let out = |name: &str| r["outputs"].as_array().unwrap().iter().find(|o| o["name"] == name).unwrap().clone();
+    let out = |name: &str| {
+        r["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap()
+            .clone()
+    };
     let dt = out("output_int64");
     assert_eq!(dt["datatype"], "BYTES");
-    assert_eq!(dt["data"], json!(["2021-08-24T15:01:19+00:00", "1970-01-01T00:00:01+00:00"]));
+    assert_eq!(
+        dt["data"],
+        json!(["2021-08-24T15:01:19+00:00", "1970-01-01T00:00:01+00:00"])
+    );
     assert_eq!(dt["parameters"], json!({"content_type": "datetime"}));
-    assert_eq!(out("output_string")["data"], json!([b64(b"hi"), b64(b"there")]));
-    let bad = datatypes_request(json!(["2021-08-24T15:01:19", "not a date"]), json!(["a", "b"]));
-    assert_error(&s.post("/v2/models/types/infer", &bad).await, 400, "input 'input_int64' element 1 (\"not a date\") is not an ISO 8601 datetime");
+    assert_eq!(
+        out("output_string")["data"],
+        json!([b64(b"hi"), b64(b"there")])
+    );
+    let bad = datatypes_request(
+        json!(["2021-08-24T15:01:19", "not a date"]),
+        json!(["a", "b"]),
+    );
+    assert_error(
+        &s.post("/v2/models/types/infer", &bad).await,
+        400,
+        "input 'input_int64' element 1 (\"not a date\") is not an ISO 8601 datetime",
+    );
 }
 
 #[tokio::test]
@@ -224,9 +281,18 @@ async fn images_are_decoded_resized_and_checked() {
     assert_mean(&r, 0, [255.0, 0.0, 100.0], 0.01);
     // Garbage is a 400 naming the input.
     let req = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": [b64(b"GIF89a-nope")]}]});
-    assert_error(&s.post("/v2/models/image_stats/infer", &req).await, 400, "input 'image' element 0");
-    let req = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["!!!"]}]});
-    assert_error(&s.post("/v2/models/image_stats/infer", &req).await, 400, "neither an image");
+    assert_error(
+        &s.post("/v2/models/image_stats/infer", &req).await,
+        400,
+        "input 'image' element 0",
+    );
+    let req =
+        json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["!!!"]}]});
+    assert_error(
+        &s.post("/v2/models/image_stats/infer", &req).await,
+        400,
+        "neither an image",
+    );
 }
 
 #[tokio::test]

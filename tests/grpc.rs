@@ -278,12 +278,9 @@ async fn simple_with_hand_built_raw_bytes_id_and_parameters() {
     let request = pb::ModelInferRequest {
         model_name: "simple".into(),
         id: "my-id".into(),
-        parameters: [(
-            "my_tag".to_string(),
-            param(P::StringParam("tag-7".into())),
-        )]
-        .into_iter()
-        .collect(),
+        parameters: [("my_tag".to_string(), param(P::StringParam("tag-7".into())))]
+            .into_iter()
+            .collect(),
         inputs: ["INPUT0", "INPUT1"]
             .iter()
             .map(|name| InferInputTensor {

@@ -112,6 +112,12 @@ pub fn decode_inputs(
             request.inputs.len()
         )));
     }
+    if let ([input], [spec]) = (request.inputs.as_mut_slice(), inputs) {
+        // NumpyRequestCodec names its input "input-1": a single-input request feeds a single-input model.
+        if request_ct == Some(ContentType::Np) && input.name != spec.name {
+            input.name = spec.name.clone();
+        }
+    }
     for input in &mut request.inputs {
         let Some(spec) = inputs.iter().find(|s| s.name == input.name) else {
             continue; // validation reports unknown inputs
