@@ -77,8 +77,6 @@ build_builder_standin() {
   [[ -x "$CARGO_HOME/bin/rustup" ]] || die "no rustup in $CARGO_HOME/bin"
   stage="$STANDINS/builder-overlay"
   rm -rf "$stage"
-  mkdir -p "$stage/usr/local"
-  cp -a "$tree/usr/local/." "$stage/usr/local/"
   mkdir -p "$stage/usr/local/rustup/toolchains" "$stage/usr/local/cargo/bin"
   log "builder stand-in: $tree + toolchain $sysroot ($(rustc -V))"
   # The toolchain without its HTML docs (share/doc), as the real image's minimal profile has none either.
@@ -89,7 +87,8 @@ build_builder_standin() {
   cp "$CARGO_HOME/bin/rustup" "$stage/usr/local/cargo/bin/rustup"
   for proxy in cargo rustc rustdoc rust-gdb rust-lldb; do ln -s rustup "$stage/usr/local/cargo/bin/$proxy"; done
   chmod -R a+rX,go-w "$stage/usr/local"
-  tar --numeric-owner -C "$tree" --exclude=./.complete --exclude=./usr/local -cf - . -C "$stage" ./usr/local \
+  # podman import refuses duplicate paths: add only what the tree lacks (no --exclude: it would apply to both).
+  tar --numeric-owner -C "$tree" --exclude=./.complete -cf - . -C "$stage" ./usr/local/rustup ./usr/local/cargo \
     | podman import \
         --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
         --change 'ENV CARGO_HOME=/usr/local/cargo' \
