@@ -184,7 +184,11 @@ smoke() {
   fi
   local ready_ms=$(((end - start) / 1000000))
   echo "ready:        $(curl -s "$base/v2/health/ready") in ${ready_ms} ms (podman run to the first 200 of /v2/health/ready)"
-  echo "process:      $(podman top "$NAME" user,uid,args | tail -n +2 | head -1)"
+  local pid uid
+  pid=$(podman inspect --format '{{.State.Pid}}' "$NAME")
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+  echo "process:      uid $uid: $(tr '\0' ' ' < "/proc/$pid/cmdline")"
+  [[ "$uid" != 0 ]] || die "the server runs as root"
   body=$(curl -s --max-time 10 -H 'Content-Type: application/json' "$base/v2/models/iris/infer" \
     -d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[6.7,3.0,5.2,2.3]}]}')
   echo "infer iris:   $body"
