@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # oxinfer container image: built on the official Rust image for Debian bookworm, run on distroless cc-debian12
 # (glibc, libgcc_s, libstdc++, CA certificates; no shell, no package manager) as the non-root user 65532.
 #

@@ -11,8 +11,8 @@
 # then `podman build --pull=never --network none` with this host's cargo registry mounted read-only.
 # The stand-ins are built once and kept (podman's store; debootstrap's tree under $OXINFER_STANDINS_DIR).
 #
-# Needs root (debootstrap, chroot, rootful podman) on Debian/Ubuntu; installs podman, runc and debootstrap with apt
-# when they are missing. deb.debian.org must be reachable the first time (debootstrap); nothing else is fetched.
+# Needs root (debootstrap, chroot, rootful podman) on Debian/Ubuntu; installs podman, runc, debootstrap, curl and jq
+# with apt when they are missing. deb.debian.org must be reachable the first time (debootstrap); nothing else is fetched.
 #
 # Env: OXINFER_IMAGE (default localhost/oxinfer:dev), OXINFER_STANDINS_DIR (default /var/tmp/oxinfer-standins),
 #      OXINFER_SMOKE_PORT (default 18080; gRPC on +1, metrics on +2), OXINFER_REBUILD_STANDINS=1 to rebuild them,
@@ -37,12 +37,11 @@ die() { log "$*"; exit 1; }
 
 [[ "$(id -u)" == 0 ]] || die "run as root (debootstrap, chroot and rootful podman)"
 missing=()
-for tool in podman runc debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in podman runc debootstrap curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 if ((${#missing[@]})); then
   log "installing ${missing[*]} with apt"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends podman runc debootstrap >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
 fi
-command -v curl >/dev/null || die "curl is needed for the smoke test"
 
 # podman settings for this machine, without touching /etc: runc (crun fails on mixed cgroup hierarchies) and
 # ulimits within the hard limits (podman's defaults exceed them).
