@@ -1,0 +1,44 @@
+# oxinfer container image: built on the official Rust image for Debian bookworm, run on distroless cc-debian12
+# (glibc, libgcc_s, libstdc++, CA certificates; no shell, no package manager) as the non-root user 65532.
+#
+# The ONNX Runtime library comes from the build context: run scripts/provision-ort.sh first (it fetches the pinned
+# onnxruntime wheel from PyPI and checks its sha256), then
+#     docker build -t oxinfer .
+# Offline builds (as scripts/container.sh does with podman): mount a cargo registry that already holds the crates of
+# Cargo.lock at /usr/local/cargo/registry and pass --build-arg CARGO_NET_OFFLINE=true.
+#
+# Run: the models folder is /mnt/models (KServe's storage initializer and Seldon's conventions); ports 8080 (REST),
+# 8081 (gRPC), 8082 (Prometheus metrics). Any `oxinfer` arguments can replace the default `start /mnt/models`:
+#     docker run -p 8080:8080 -v "$PWD/model-repository:/mnt/models:ro" oxinfer
+#     docker run oxinfer start /mnt/models --http-port 9000 --grpc-port 9500
+
+FROM docker.io/library/rust:1-bookworm AS builder
+ARG CARGO_NET_OFFLINE=false
+ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
+    CARGO_TERM_COLOR=never \
+    CARGO_PROFILE_RELEASE_STRIP=symbols
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+# The target folder lives in a build cache (kept between builds by BuildKit and buildah), so the binary is copied
+# out in the same step. /out/mnt/models becomes the (empty) mount point of the models folder.
+RUN --mount=type=cache,target=/src/target,sharing=locked \
+    cargo build --release --locked --bin oxinfer \
+    && mkdir -p /out/mnt/models \
+    && cp target/release/oxinfer /out/oxinfer
+
+FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="oxinfer" \
+      org.opencontainers.image.description="Open Inference Protocol (KServe V2) server for ONNX models, drop-in for Seldon MLServer" \
+      org.opencontainers.image.licenses="Apache-2.0"
+# The library sits next to the binary, where oxinfer looks for it when neither --onnxruntime-lib nor
+# ORT_DYLIB_PATH is given.
+COPY --from=builder /out/oxinfer /opt/oxinfer/oxinfer
+COPY .ort/libonnxruntime.so.1.31.1 /opt/oxinfer/libonnxruntime.so.1.31.1
+COPY --from=builder --chown=65532:65532 /out/mnt/models /mnt/models
+USER 65532:65532
+WORKDIR /mnt/models
+ENV MLSERVER_HOST=0.0.0.0
+EXPOSE 8080 8081 8082
+ENTRYPOINT ["/opt/oxinfer/oxinfer"]
+CMD ["start", "/mnt/models"]

@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Builds the oxinfer container image with podman and smoke-runs it: waits for /v2/health/ready, makes one infer call
+# on the bundled iris model, stops it, and reports the image size and the time to ready.
+#
+# Works offline: base images cannot be pulled here, so local stand-ins are built under the Dockerfile's names
+#   docker.io/library/rust:1-bookworm      debootstrap --variant=minbase bookworm (+ gcc, libc6-dev) + this host's
+#                                          Rust toolchain (rustup proxies in /usr/local/cargo/bin, as in the real one)
+#   gcr.io/distroless/cc-debian12:nonroot  scratch image: the files of bookworm's libc6, libgcc-s1, libgomp1,
+#                                          libstdc++6, libssl3, netbase, tzdata; the CA bundle; passwd/group with
+#                                          root, nobody and nonroot (65532); USER 65532 (as distroless does)
+# then `podman build --pull=never --network none` with this host's cargo registry mounted read-only.
+# The stand-ins are built once and kept (podman's store; debootstrap's tree under $OXINFER_STANDINS_DIR).
+#
+# Needs root (debootstrap, chroot, rootful podman) on Debian/Ubuntu; installs podman, runc, debootstrap, curl and jq
+# with apt when they are missing. deb.debian.org must be reachable the first time (debootstrap); nothing else is fetched.
+#
+# Env: OXINFER_IMAGE (default localhost/oxinfer:dev), OXINFER_STANDINS_DIR (default /var/tmp/oxinfer-standins),
+#      OXINFER_SMOKE_PORT (default 18080; gRPC on +1, metrics on +2), OXINFER_REBUILD_STANDINS=1 to rebuild them,
+#      CARGO_HOME (default ~/.cargo: its registry/ is mounted), DEBIAN_MIRROR (default http://deb.debian.org/debian).
+# Usage: scripts/container.sh [build|smoke|all]   (default all)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+WHAT="${1:-all}"
+IMAGE="${OXINFER_IMAGE:-localhost/oxinfer:dev}"
+STANDINS="${OXINFER_STANDINS_DIR:-/var/tmp/oxinfer-standins}"
+PORT="${OXINFER_SMOKE_PORT:-18080}"
+CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+BUILDER_IMAGE="docker.io/library/rust:1-bookworm"
+RUNTIME_IMAGE="gcr.io/distroless/cc-debian12:nonroot"
+NAME="oxinfer-smoke-$$"
+
+log() { echo "container: $*" >&2; }
+die() { log "$*"; exit 1; }
+
+[[ "$(id -u)" == 0 ]] || die "run as root (debootstrap, chroot and rootful podman)"
+missing=()
+for tool in podman runc debootstrap curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if ((${#missing[@]})); then
+  log "installing ${missing[*]} with apt"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2
+fi
+
+# podman settings for this machine, without touching /etc: runc (crun fails on mixed cgroup hierarchies) and
+# ulimits within the hard limits (podman's defaults exceed them).
+mkdir -p "$STANDINS"
+export CONTAINERS_CONF="$STANDINS/containers.conf"
+cat > "$CONTAINERS_CONF" <<'EOF'
+[containers]
+default_ulimits = ["nofile=4096:4096", "nproc=4096:4096"]
+
+[engine]
+runtime = "runc"
+EOF
+
+debootstrap_tree() {
+  local tree="$STANDINS/bookworm"
+  if [[ ! -f "$tree/.complete" ]]; then
+    log "debootstrap bookworm (minbase + gcc, libc6-dev, tzdata) into $tree"
+    rm -rf "$tree"
+    debootstrap --variant=minbase \
+      --include=gcc,libc6-dev,libgomp1,pkg-config,make,ca-certificates,netbase,tzdata \
+      bookworm "$tree" "$MIRROR" >&2
+    touch "$tree/.complete"
+  fi
+  echo "$tree"
+}
+
+build_builder_standin() {
+  local tree sysroot stage
+  tree="$(debootstrap_tree)"
+  sysroot="$(rustc --print sysroot)"
+  [[ -x "$sysroot/bin/cargo" ]] || die "the host's Rust toolchain ($sysroot) has no cargo"
+  [[ -x "$CARGO_HOME/bin/rustup" ]] || die "no rustup in $CARGO_HOME/bin"
+  stage="$STANDINS/builder-overlay"
+  rm -rf "$stage"
+  mkdir -p "$stage/usr/local/rustup/toolchains" "$stage/usr/local/cargo/bin"
+  log "builder stand-in: $tree + toolchain $sysroot ($(rustc -V))"
+  # The toolchain without its HTML docs (share/doc), as the real image's minimal profile has none either.
+  tar -C "$sysroot" --exclude=./share/doc -cf - . \
+    | tar -C "$stage/usr/local/rustup/toolchains" --one-top-level=stable-x86_64-unknown-linux-gnu -xf -
+  printf 'version = "12"\ndefault_toolchain = "stable-x86_64-unknown-linux-gnu"\nprofile = "minimal"\n' \
+    > "$stage/usr/local/rustup/settings.toml"
+  cp "$CARGO_HOME/bin/rustup" "$stage/usr/local/cargo/bin/rustup"
+  for proxy in cargo rustc rustdoc rust-gdb rust-lldb; do ln -s rustup "$stage/usr/local/cargo/bin/$proxy"; done
+  chmod -R a+rX,go-w "$stage/usr/local"
+  # podman import refuses duplicate paths: add only what the tree lacks (no --exclude: it would apply to both).
+  tar --numeric-owner -C "$tree" --exclude=./.complete -cf - . -C "$stage" ./usr/local/rustup ./usr/local/cargo \
+    | podman import \
+        --change 'ENV RUSTUP_HOME=/usr/local/rustup' \
+        --change 'ENV CARGO_HOME=/usr/local/cargo' \
+        --change 'ENV PATH=/usr/local/cargo/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["bash"]' \
+        - "$BUILDER_IMAGE" >/dev/null
+  rm -rf "$stage"
+}
+
+build_runtime_standin() {
+  local tree stage list
+  tree="$(debootstrap_tree)"
+  stage="$STANDINS/runtime-root"
+  list="$STANDINS/runtime-files.txt"
+  rm -rf "$stage"
+  mkdir -p "$stage"/usr/{bin,sbin,lib,lib64} "$stage"/{etc/ssl/certs,tmp,home/nonroot,root,var/lib}
+  for d in bin sbin lib lib64; do ln -s "usr/$d" "$stage/$d"; done   # merged /usr, as bookworm
+  log "runtime stand-in: files of libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 netbase tzdata from $tree"
+  chroot "$tree" dpkg -L libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 netbase tzdata \
+    | grep -v -E '^/usr/share/(doc|man|lintian|locale|bug|info)(/|$)' | grep -v '^/\.$' | sort -u > "$list"
+  tar -C "$tree" --no-recursion -cf - -T <(sed 's|^/|./|' "$list") 2>/dev/null \
+    | tar -C "$stage" --keep-directory-symlink -xf -
+  cp "$tree/etc/ssl/certs/ca-certificates.crt" "$stage/etc/ssl/certs/ca-certificates.crt"
+  cat > "$stage/etc/passwd" <<'EOF'
+root:x:0:0:root:/root:/sbin/nologin
+nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin
+nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin
+EOF
+  cat > "$stage/etc/group" <<'EOF'
+root:x:0:
+nobody:x:65534:
+nonroot:x:65532:
+EOF
+  printf 'hosts: files dns\nnetworks: files\npasswd: files\ngroup: files\n' > "$stage/etc/nsswitch.conf"
+  chmod 1777 "$stage/tmp"
+  chown 65532:65532 "$stage/home/nonroot"
+  chmod 700 "$stage/root"
+  tar --numeric-owner -C "$stage" -cf - . \
+    | podman import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt' \
+        --change 'USER 65532' \
+        --change 'WORKDIR /home/nonroot' \
+        - "$RUNTIME_IMAGE" >/dev/null
+  podman tag "$RUNTIME_IMAGE" gcr.io/distroless/cc-debian12:latest
+  rm -rf "$stage"
+}
+
+build() {
+  bash scripts/provision-ort.sh
+  [[ -d "$CARGO_HOME/registry" ]] || die "no cargo registry at $CARGO_HOME/registry (run cargo fetch --locked once)"
+  if [[ "${OXINFER_REBUILD_STANDINS:-0}" == 1 ]]; then
+    podman rmi -f "$BUILDER_IMAGE" "$RUNTIME_IMAGE" gcr.io/distroless/cc-debian12:latest >/dev/null 2>&1 || true
+  fi
+  podman image exists "$BUILDER_IMAGE" || build_builder_standin
+  podman image exists "$RUNTIME_IMAGE" || build_runtime_standin
+  log "podman build $IMAGE (offline, registry $CARGO_HOME/registry mounted read-only)"
+  local t0=$SECONDS
+  podman build --pull=never --network none \
+    --volume "$CARGO_HOME/registry:/usr/local/cargo/registry:ro" \
+    --build-arg CARGO_NET_OFFLINE=true \
+    --tag "$IMAGE" . >&2
+  log "built $IMAGE in $((SECONDS - t0)) s"
+}
+
+smoke() {
+  podman image exists "$IMAGE" || die "no image $IMAGE (run: $0 build)"
+  local http=$PORT grpc=$((PORT + 1)) metrics=$((PORT + 2)) base="http://127.0.0.1:$PORT"
+  if curl -s -o /dev/null --max-time 1 "$base/v2/health/live"; then
+    die "something already answers on port $http; set OXINFER_SMOKE_PORT"
+  fi
+  trap 'podman rm -f -t 0 "$NAME" >/dev/null 2>&1 || true' EXIT
+  local start end code body
+  start=$(date +%s%N)
+  podman run -d --name "$NAME" --network host --read-only \
+    --volume "$ROOT/model-repository:/mnt/models:ro" \
+    -e MLSERVER_METRICS_PORT="$metrics" \
+    "$IMAGE" start /mnt/models --http-port "$http" --grpc-port "$grpc" >/dev/null
+  code=000
+  for _ in $(seq 1 600); do   # 60 s at most
+    code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$base/v2/health/ready" || true)
+    [[ "$code" == 200 ]] && break
+    if [[ "$(podman inspect --format '{{.State.Running}}' "$NAME")" != true ]]; then
+      podman logs "$NAME" >&2 || true
+      die "the container stopped before it was ready"
+    fi
+    sleep 0.1
+  done
+  end=$(date +%s%N)
+  if [[ "$code" != 200 ]]; then
+    podman logs "$NAME" >&2 || true
+    die "not ready after 60 s (last answer $code)"
+  fi
+  local ready_ms=$(((end - start) / 1000000))
+  echo "ready:        $(curl -s "$base/v2/health/ready") in ${ready_ms} ms (podman run to the first 200 of /v2/health/ready)"
+  local pid uid
+  pid=$(podman inspect --format '{{.State.Pid}}' "$NAME")
+  uid=$(awk '/^Uid:/ {print $2}' "/proc/$pid/status")
+  echo "process:      uid $uid: $(tr '\0' ' ' < "/proc/$pid/cmdline")"
+  [[ "$uid" != 0 ]] || die "the server runs as root"
+  body=$(curl -s --max-time 10 -H 'Content-Type: application/json' "$base/v2/models/iris/infer" \
+    -d '{"inputs":[{"name":"input","shape":[1,4],"datatype":"FP32","data":[6.7,3.0,5.2,2.3]}]}')
+  echo "infer iris:   $body"
+  local label
+  label=$(jq -c '.outputs[] | select(.name == "label") | .data' <<<"$body")
+  [[ "$label" == "[2]" ]] || die "expected label [2] from iris, got ${label:-nothing}"
+  podman rm -f -t 0 "$NAME" >/dev/null
+  trap - EXIT
+  local size
+  size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
+  echo "image:        $IMAGE, $size bytes ($((size / 1000000)) MB)"
+  (( size <= 60000000 )) || die "the image is over 60 MB"
+  echo "smoke test passed"
+}
+
+case "$WHAT" in
+  build) build ;;
+  smoke) smoke ;;
+  all) build; smoke ;;
+  *) die "usage: $0 [build|smoke|all]" ;;
+esac
