@@ -18,7 +18,8 @@ ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
     CARGO_TERM_COLOR=never \
     CARGO_PROFILE_RELEASE_STRIP=symbols
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
+COPY proto ./proto
 COPY src ./src
 # The target folder lives in a build cache (kept between builds by BuildKit and buildah), so the binary is copied
 # out in the same step. /out/mnt/models becomes the (empty) mount point of the models folder.

@@ -14,3 +14,10 @@ for suite in triton kserve mlserver; do
   echo "== compatibility: $suite"
   "$venv/bin/python" -m pytest "tests/compat/$suite" -q -p no:cacheprovider
 done
+echo "== deployment manifests and Dockerfile"
+DEPLOY="$(bash scripts/python-env.sh deploy)"
+"$DEPLOY/bin/python" -m pytest tests/deploy -q -p no:cacheprovider
+# The container build and smoke run (podman, root, ~4 min cold) runs on demand: OXINFER_CONTAINER_TEST=1.
+if [[ "${OXINFER_CONTAINER_TEST:-0}" == 1 ]]; then
+  bash scripts/container.sh all
+fi

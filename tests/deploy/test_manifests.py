@@ -499,7 +499,8 @@ def dockerignored(path: str) -> bool:
 
 
 def test_dockerignore_keeps_what_the_build_needs_only():
-    for needed in ["Cargo.toml", "Cargo.lock", "src/main.rs", "src/http/mod.rs", ".ort/libonnxruntime.so.1.31.1"]:
+    for needed in ["Cargo.toml", "Cargo.lock", "build.rs", "proto/grpc_service.proto", "src/main.rs",
+                   "src/http/mod.rs", ".ort/libonnxruntime.so.1.31.1"]:
         assert not dockerignored(needed), needed
     for unwanted in ["target/release/oxinfer", ".venv-deploy/bin/python", ".venv-triton/x", ".git/HEAD",
                      ".perf/x", "model-repository/iris/model.onnx", "tests/deploy/test_manifests.py"]:
