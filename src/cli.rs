@@ -26,8 +26,9 @@ pub enum Command {
 /// Flags override `MLSERVER_*` environment variables, which override FOLDER/settings.json.
 #[derive(Debug, Args)]
 pub struct StartArgs {
-    /// Model repository folder: its settings.json is read and it is searched for **/model-settings.json.
-    #[arg(default_value = "model-repository")]
+    /// Model repository folder: its settings.json is read and it is searched for **/model-settings.json
+    /// (Seldon Core sets MLSERVER_MODELS_DIR).
+    #[arg(env = "MLSERVER_MODELS_DIR", default_value = "model-repository")]
     pub folder: PathBuf,
     /// Address to listen on [env: MLSERVER_HOST] [default: 0.0.0.0].
     #[arg(long)]
@@ -109,17 +110,26 @@ impl StartArgs {
     }
 
     /// Resolves the settings: flags > env > FOLDER/settings.json > defaults.
+    /// A missing folder is an error unless models are loaded later through the repository API (Seldon's agent
+    /// creates the folder after the server starts).
     pub fn settings(&self) -> Result<(Settings, Vec<String>), ConfigError> {
-        if !self.folder.is_dir() {
-            return Err(ConfigError(format!(
-                "model repository folder {} does not exist",
-                self.folder.display()
-            )));
-        }
         let mut layers = Layers::read(&self.folder, std::env::vars())?;
         layers.flags = self.flag_layer();
-        let warnings = std::mem::take(&mut layers.warnings);
-        Ok((layers.resolve()?, warnings))
+        let mut warnings = std::mem::take(&mut layers.warnings);
+        let settings = layers.resolve()?;
+        if !self.folder.is_dir() {
+            if settings.load_models_at_startup {
+                return Err(ConfigError(format!(
+                    "model repository folder {} does not exist",
+                    self.folder.display()
+                )));
+            }
+            warnings.push(format!(
+                "model repository folder {} does not exist yet",
+                self.folder.display()
+            ));
+        }
+        Ok((settings, warnings))
     }
 }
 

@@ -86,6 +86,14 @@ fn invalid_settings_stop_start_up_with_the_setting_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/folder"));
+    // The folder can come from MLSERVER_MODELS_DIR (Seldon Core).
+    let out = Command::new(BIN)
+        .arg("start")
+        .env("MLSERVER_MODELS_DIR", "/no/such/models-dir")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/models-dir"));
 }
 
 /// Kills the child when the test ends, however it ends.
