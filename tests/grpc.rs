@@ -613,6 +613,169 @@ async fn model_mismatch_is_invalid_argument_with_the_rest_message() {
 }
 
 #[tokio::test]
+async fn model_config_for_simple_and_not_found_for_an_unknown_model() {
+    use pb::model_instance_group::Kind;
+    let addrs = shared();
+    let mut client = ready_client(addrs).await;
+    let config = client
+        .model_config(pb::ModelConfigRequest {
+            name: "simple".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .expect("a config");
+    assert_eq!(config.name, "simple");
+    assert_eq!(config.platform, "onnxruntime_onnx");
+    assert_eq!(config.backend, "onnxruntime");
+    assert_eq!(config.max_batch_size, 0);
+    assert_eq!(config.default_model_filename, "model.onnx");
+    let names = |tensors: Vec<(&str, i32, &[i64])>| -> Vec<(String, i32, Vec<i64>)> {
+        tensors
+            .into_iter()
+            .map(|(n, t, d)| (n.to_string(), t, d.to_vec()))
+            .collect()
+    };
+    let int32 = pb::DataType::TypeInt32 as i32;
+    let inputs: Vec<_> = config
+        .input
+        .iter()
+        .map(|t| (t.name.clone(), t.data_type, t.dims.clone()))
+        .collect();
+    assert_eq!(
+        inputs,
+        names(vec![
+            ("INPUT0", int32, &[-1, 16]),
+            ("INPUT1", int32, &[-1, 16])
+        ])
+    );
+    let outputs: Vec<_> = config
+        .output
+        .iter()
+        .map(|t| (t.name.clone(), t.data_type, t.dims.clone()))
+        .collect();
+    assert_eq!(
+        outputs,
+        names(vec![
+            ("OUTPUT0", int32, &[-1, 16]),
+            ("OUTPUT1", int32, &[-1, 16])
+        ])
+    );
+    assert_eq!(config.instance_group.len(), 1);
+    assert_eq!(config.instance_group[0].kind, Kind::Cpu as i32);
+    assert!(config.instance_group[0].count >= 1);
+
+    // The same configuration as REST's.
+    let rest: serde_json::Value = reqwest::get(addrs.rest_url("/v2/models/simple/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(rest["platform"], config.platform);
+    assert_eq!(
+        rest["instance_group"][0]["count"],
+        config.instance_group[0].count
+    );
+
+    let status = client
+        .model_config(pb::ModelConfigRequest {
+            name: "nope".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "Model nope not found");
+    let status = client
+        .model_statistics(pb::ModelStatisticsRequest {
+            name: "nope".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn model_statistics_count_inferences_per_model_and_for_all_models() {
+    // A server of its own: the shared one's counts move with the other tests.
+    let addrs = spawn_server(test_settings());
+    let mut client = ready_client(addrs).await;
+    let stats = |name: &str| pb::ModelStatisticsRequest {
+        name: name.into(),
+        version: String::new(),
+    };
+    let before = client
+        .model_statistics(stats("simple"))
+        .await
+        .unwrap()
+        .into_inner()
+        .model_stats;
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].execution_count, 0);
+    assert_eq!(before[0].last_inference, 0);
+
+    for _ in 0..3 {
+        client
+            .model_infer(raw_request("simple", &simple_inputs()))
+            .await
+            .unwrap();
+    }
+    let after = client
+        .model_statistics(stats("simple"))
+        .await
+        .unwrap()
+        .into_inner()
+        .model_stats;
+    assert_eq!(after.len(), 1);
+    let simple = &after[0];
+    assert_eq!(simple.name, "simple");
+    assert_eq!(simple.version, "1");
+    assert_eq!(simple.execution_count, 3);
+    assert_eq!(simple.inference_count, 3);
+    assert!(simple.last_inference > 0);
+    let inference = simple.inference_stats.as_ref().expect("inference_stats");
+    let success = inference.success.expect("success");
+    assert_eq!(success.count, 3);
+    assert!(success.ns > 0);
+    let compute_infer = inference.compute_infer.expect("compute_infer");
+    assert_eq!(compute_infer.count, 3);
+    assert!(compute_infer.ns > 0);
+    assert_eq!(inference.fail.expect("fail").count, 0);
+    assert_eq!(inference.cache_hit.expect("cache_hit").count, 0);
+
+    // The same numbers as REST's.
+    let rest: serde_json::Value = reqwest::get(addrs.rest_url("/v2/models/simple/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rest = &rest["model_stats"][0];
+    assert_eq!(rest["execution_count"], simple.execution_count);
+    assert_eq!(rest["inference_stats"]["success"]["count"], success.count);
+
+    // An empty name: every ready model, `simple` with its counts among them.
+    let all = client
+        .model_statistics(stats(""))
+        .await
+        .unwrap()
+        .into_inner()
+        .model_stats;
+    let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+    for wanted in ["simple", "iris", "datatypes"] {
+        assert!(names.contains(&wanted), "{names:?}");
+    }
+    let simple = all.iter().find(|m| m.name == "simple").unwrap();
+    assert_eq!(simple.execution_count, 3);
+    let iris = all.iter().find(|m| m.name == "iris").unwrap();
+    assert_eq!(iris.execution_count, 0);
+}
+
+#[tokio::test]
 async fn repository_rpcs_are_unimplemented_for_now() {
     let mut client = client().await;
     let status = client

@@ -11,6 +11,7 @@ use super::convert::{self, non_empty};
 use super::limits;
 use super::pb;
 use super::pb::grpc_inference_service_server::GrpcInferenceService;
+use super::triton;
 use crate::error::Error;
 use crate::service::Service;
 
@@ -172,6 +173,36 @@ impl GrpcInferenceService for Inference {
             }
         });
         Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn model_config(
+        &self,
+        request: Request<pb::ModelConfigRequest>,
+    ) -> Result<Response<pb::ModelConfigResponse>, Status> {
+        let request = request.into_inner();
+        let version = non_empty(request.version);
+        let config = self
+            .service
+            .model_config(&request.name, version.as_deref())?;
+        Ok(Response::new(pb::ModelConfigResponse {
+            config: Some(triton::model_config(config)?),
+        }))
+    }
+
+    /// An empty name answers for every ready model.
+    async fn model_statistics(
+        &self,
+        request: Request<pb::ModelStatisticsRequest>,
+    ) -> Result<Response<pb::ModelStatisticsResponse>, Status> {
+        let request = request.into_inner();
+        let name = non_empty(request.name);
+        let version = non_empty(request.version);
+        let stats = self
+            .service
+            .statistics(name.as_deref(), version.as_deref())?;
+        Ok(Response::new(pb::ModelStatisticsResponse {
+            model_stats: stats.into_iter().map(triton::model_statistics).collect(),
+        }))
     }
 
     async fn repository_index(

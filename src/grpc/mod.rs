@@ -4,11 +4,13 @@
 //! - [`inference`]: the service impl; each RPC decodes ([`convert`]), calls the service, encodes.
 //! - [`health`]: health checks driven by server and model readiness.
 //! - [`limits`]: the message size limit and its RESOURCE_EXHAUSTED answer.
+//! - [`triton`]: Triton's model configuration and statistics as messages.
 
 pub mod convert;
 pub mod health;
 pub mod inference;
 pub mod limits;
+pub mod triton;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,4 +1,4 @@
-"""Triton's perf_analyzer drives oxinfer: it reads the model config, sends load, and reads the statistics."""
+"""Triton's perf_analyzer drives oxinfer over HTTP and gRPC: it reads the model config, sends load, and reads the statistics."""
 
 import subprocess
 from pathlib import Path
@@ -17,5 +17,11 @@ def run_perf_analyzer(*args):
 
 def test_perf_analyzer_over_http(server):
     out = run_perf_analyzer("-u", server.http)
+    assert "Concurrency: 2, throughput:" in out, out
+    assert "Successful request count" in out, out
+
+
+def test_perf_analyzer_over_grpc(server):
+    out = run_perf_analyzer("-i", "grpc", "-u", server.grpc)
     assert "Concurrency: 2, throughput:" in out, out
     assert "Successful request count" in out, out
