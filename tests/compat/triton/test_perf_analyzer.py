@@ -9,7 +9,9 @@ ROOT = Path(__file__).resolve().parents[3]
 def run_perf_analyzer(*args):
     command = ["bash", str(ROOT / "scripts" / "perf-analyzer.sh"), "-m", "simple",
                "--shape", "INPUT0:1,16", "--shape", "INPUT1:1,16",
-               "--measurement-interval", "500", "--concurrency-range", "1:2", *args]
+               "--measurement-interval", "500", "--concurrency-range", "1:2",
+               # A smoke test, not a benchmark: accept the first windows even on a busy 2-core machine.
+               "--stability-percentage", "1000", "--max-trials", "20", *args]
     done = subprocess.run(command, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
