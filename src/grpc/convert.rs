@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::model::TensorSpec;
 use crate::service::{InferRequest, InferResponse, ModelMetadata, RequestedOutput, ServerMetadata};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
-use crate::tensor::{element_count, shape_from_wire, DataType, Parameters, Tensor, TensorData};
+use crate::tensor::{parse_wire_header, DataType, Parameters, Tensor, TensorData};
 
 /// A decoded `ModelInferRequest`.
 #[derive(Debug)]
@@ -72,14 +72,7 @@ pub fn non_empty(value: String) -> Option<String> {
 
 fn input_tensor(input: InferInputTensor, raw_bytes: Option<Bytes>) -> Result<Tensor, Error> {
     let name = input.name;
-    let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "input '{name}' has unknown datatype '{}'",
-            input.datatype
-        ))
-    })?;
-    let shape = shape_from_wire(&name, &input.shape)?;
-    let count = element_count(&name, &shape)?;
+    let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape)?;
     let data = match raw_bytes {
         Some(bytes) => {
             if input.contents.as_ref().is_some_and(has_elements) {

@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
 use crate::tensor::json::{decode_data, JsonData};
-use crate::tensor::{element_count, shape_from_wire, DataType, Parameters, Tensor, TensorData};
+use crate::tensor::{parse_wire_header, Parameters, Tensor, TensorData};
 
 /// `POST .../infer` body. `data` stays raw text until the tensor's datatype and shape are known.
 #[derive(Debug, Deserialize)]
@@ -82,14 +82,7 @@ pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<Inf
 
 fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Error> {
     let name = input.name;
-    let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
-        Error::InvalidInput(format!(
-            "input '{name}' has unknown datatype '{}'",
-            input.datatype
-        ))
-    })?;
-    let shape = shape_from_wire(&name, &input.shape)?;
-    let count = element_count(&name, &shape)?;
+    let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape)?;
     let mut parameters = input.parameters.unwrap_or_default();
     let data: TensorData = match parameters.remove("binary_data_size") {
         Some(size) => {

@@ -276,6 +276,21 @@ pub fn element_count(name: &str, shape: &[usize]) -> Result<usize, Error> {
         .ok_or_else(|| Error::InvalidInput(format!("tensor '{name}' shape {shape:?} is too large")))
 }
 
+/// Checks a wire tensor header (datatype name and signed shape), as every transport receives it: returns the
+/// datatype, the dimensions and the element count, or an error naming the input.
+pub fn parse_wire_header(
+    name: &str,
+    datatype: &str,
+    shape: &[i64],
+) -> Result<(DataType, Vec<usize>, usize), Error> {
+    let parsed = DataType::parse(datatype).ok_or_else(|| {
+        Error::InvalidInput(format!("input '{name}' has unknown datatype '{datatype}'"))
+    })?;
+    let dims = shape_from_wire(name, shape)?;
+    let count = element_count(name, &dims)?;
+    Ok((parsed, dims, count))
+}
+
 /// Converts a wire shape (signed) into dimensions, rejecting negative values.
 pub fn shape_from_wire(name: &str, shape: &[i64]) -> Result<Vec<usize>, Error> {
     shape
