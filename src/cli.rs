@@ -1,6 +1,8 @@
-//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings.
+//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings, and KServe's
+//! `--model_name`, `--model_dir`, `--http_port`, `--grpc_port` (with or without `start`).
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -8,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 
 use crate::config::{ConfigError, Layers, Settings};
+use crate::repository::settings::ModelSettings;
 
 /// oxinfer: an Open Inference Protocol (KServe V2) server for ONNX models, a drop-in for Seldon MLServer.
 #[derive(Debug, Parser)]
@@ -33,12 +36,21 @@ pub struct StartArgs {
     /// Address to listen on [env: MLSERVER_HOST] [default: 0.0.0.0].
     #[arg(long)]
     pub host: Option<String>,
-    /// REST port; 0 picks a free port [env: MLSERVER_HTTP_PORT] [default: 8080].
-    #[arg(long)]
+    /// REST port; 0 picks a free port (also spelt --http_port, as KServe passes it) [env: MLSERVER_HTTP_PORT]
+    /// [default: 8080].
+    #[arg(long, alias = "http_port")]
     pub http_port: Option<u16>,
-    /// gRPC port [env: MLSERVER_GRPC_PORT] [default: 8081].
-    #[arg(long)]
+    /// gRPC port (also --grpc_port) [env: MLSERVER_GRPC_PORT] [default: 8081].
+    #[arg(long, alias = "grpc_port")]
     pub grpc_port: Option<u16>,
+    /// The model folder, in place of FOLDER (KServe's --model_dir) [default: FOLDER].
+    #[arg(long, alias = "model_dir", value_name = "DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Name of the model served from a folder without model-settings.json (KServe's --model_name; also names a
+    /// model-settings.json without `name` at the folder's top) [env: MLSERVER_MODEL_NAME] [default: the
+    /// folder's name].
+    #[arg(long, alias = "model_name", value_name = "NAME")]
+    pub model_name: Option<String>,
     /// Server name reported by GET /v2 [env: MLSERVER_SERVER_NAME] [default: oxinfer].
     #[arg(long)]
     pub server_name: Option<String>,
@@ -69,6 +81,11 @@ pub struct StartArgs {
 }
 
 impl StartArgs {
+    /// The model repository folder: --model_dir, else FOLDER.
+    pub fn folder(&self) -> &Path {
+        self.model_dir.as_deref().unwrap_or(&self.folder)
+    }
+
     /// The flags that were given, as a settings layer.
     fn flag_layer(&self) -> Map<String, Value> {
         let mut map = Map::new();
@@ -79,7 +96,7 @@ impl StartArgs {
         };
         put(
             "model_repository_root",
-            Some(Value::from(self.folder.to_string_lossy().into_owned())),
+            Some(Value::from(self.folder().to_string_lossy().into_owned())),
         );
         put("host", self.host.clone().map(Value::from));
         put("http_port", self.http_port.map(Value::from));
@@ -113,23 +130,37 @@ impl StartArgs {
     /// A missing folder is an error unless models are loaded later through the repository API (Seldon's agent
     /// creates the folder after the server starts).
     pub fn settings(&self) -> Result<(Settings, Vec<String>), ConfigError> {
-        let mut layers = Layers::read(&self.folder, std::env::vars())?;
+        let folder = self.folder();
+        let mut layers = Layers::read(folder, std::env::vars())?;
         layers.flags = self.flag_layer();
         let mut warnings = std::mem::take(&mut layers.warnings);
-        let settings = layers.resolve()?;
-        if !self.folder.is_dir() {
+        let mut settings = layers.resolve()?;
+        settings.default_model = self.default_model(std::env::vars())?;
+        if !folder.is_dir() {
             if settings.load_models_at_startup {
                 return Err(ConfigError(format!(
                     "model repository folder {} does not exist",
-                    self.folder.display()
+                    folder.display()
                 )));
             }
             warnings.push(format!(
                 "model repository folder {} does not exist yet",
-                self.folder.display()
+                folder.display()
             ));
         }
         Ok((settings, warnings))
+    }
+
+    /// The model of a folder without model-settings.json: `MLSERVER_MODEL_*` variables, named by --model_name.
+    fn default_model(
+        &self,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Option<ModelSettings>, ConfigError> {
+        let mut model = ModelSettings::from_env(env).map_err(ConfigError)?;
+        if let Some(name) = self.model_name.as_ref().filter(|n| !n.is_empty()) {
+            model.get_or_insert_with(ModelSettings::default).name = Some(name.clone());
+        }
+        Ok(model)
     }
 }
 
@@ -147,9 +178,20 @@ fn init_logging(settings: &Settings) {
     }
 }
 
+/// KServe appends its arguments to the image's entrypoint (`oxinfer --model_name=x --model_dir=/mnt/models`):
+/// arguments that begin with a flag other than --help/--version mean `start`.
+pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
+    let first = args.get(1).and_then(|a| a.to_str()).unwrap_or("");
+    let global = ["-h", "--help", "-V", "--version"];
+    if first.starts_with('-') && !global.contains(&first) {
+        args.insert(1, OsString::from("start"));
+    }
+    args
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     match cli.command {
         Command::Start(args) => start(args),
     }
@@ -218,5 +260,86 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     {
         let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> StartArgs {
+        let args = with_default_command(args.iter().map(OsString::from).collect());
+        #[allow(unreachable_patterns)]
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Start(start) => start,
+            other => panic!("not start: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kserve_arguments_work_without_the_subcommand() {
+        let args = parse(&[
+            "oxinfer",
+            "--model_name=iris",
+            "--model_dir=/mnt/models",
+            "--http_port=8080",
+            "--grpc_port",
+            "9000",
+        ]);
+        assert_eq!(args.folder(), Path::new("/mnt/models"));
+        assert_eq!(args.model_name.as_deref(), Some("iris"));
+        assert_eq!((args.http_port, args.grpc_port), (Some(8080), Some(9000)));
+        let layer = args.flag_layer();
+        assert_eq!(layer["model_repository_root"], "/mnt/models");
+        assert_eq!(layer["http_port"], 8080);
+    }
+
+    #[test]
+    fn start_takes_both_spellings_and_model_dir_beats_folder() {
+        let args = parse(&[
+            "oxinfer",
+            "start",
+            "/data",
+            "--model-dir",
+            "/mnt/models",
+            "--http-port=1",
+        ]);
+        assert_eq!(args.folder(), Path::new("/mnt/models"));
+        assert_eq!(args.http_port, Some(1));
+        assert_eq!(
+            parse(&["oxinfer", "start", "/data"]).folder(),
+            Path::new("/data")
+        );
+        let help = with_default_command(vec!["oxinfer".into(), "--help".into()]);
+        assert_eq!(help.len(), 2);
+    }
+
+    #[test]
+    fn model_name_names_the_env_model() {
+        let env = || {
+            [
+                ("MLSERVER_MODEL_NAME", "from-env"),
+                ("MLSERVER_MODEL_PARALLEL_WORKERS", "2"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        };
+        let model = parse(&["oxinfer", "--model_name=flag"])
+            .default_model(env())
+            .unwrap()
+            .unwrap();
+        assert_eq!(model.name.as_deref(), Some("flag"));
+        assert_eq!(model.parallel_workers, Some(2));
+        let model = parse(&["oxinfer", "start"])
+            .default_model(env())
+            .unwrap()
+            .unwrap();
+        assert_eq!(model.name.as_deref(), Some("from-env"));
+        assert_eq!(
+            parse(&["oxinfer", "start"])
+                .default_model(std::iter::empty())
+                .unwrap(),
+            None
+        );
     }
 }

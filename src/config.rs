@@ -51,6 +51,10 @@ pub struct Settings {
     pub model_queue_size: usize,
     /// Path of the ONNX Runtime library (`--onnxruntime-lib`).
     pub onnxruntime_lib: Option<PathBuf>,
+    /// The model built from `MLSERVER_MODEL_*` variables and `--model_name` (KServe's conventions), served when
+    /// the repository has no model-settings.json. Not a settings.json key: the CLI fills it.
+    #[serde(skip)]
+    pub default_model: Option<crate::repository::settings::ModelSettings>,
 }
 
 impl Default for Settings {
@@ -75,6 +79,7 @@ impl Default for Settings {
             use_structured_logging: false,
             model_queue_size: 1024,
             onnxruntime_lib: None,
+            default_model: None,
         }
     }
 }

@@ -69,6 +69,7 @@ pub const IMPLEMENTED_EXTENSIONS: &[&str] = &[
     "binary_tensor_data",
     "classification",
     "model_configuration",
+    "model_repository",
     "statistics",
 ];
 
@@ -84,6 +85,8 @@ impl Service {
             repository: Arc::new(Repository::new(
                 settings.model_queue_size,
                 settings.parallel_workers,
+                settings.model_repository_root.clone(),
+                settings.default_model.clone(),
             )),
             settings,
         })
@@ -96,9 +99,7 @@ impl Service {
     /// Discovers and loads the repository's models, unless `load_models_at_startup` is off.
     pub async fn load_at_startup(&self) {
         if self.settings.load_models_at_startup {
-            self.repository
-                .load_repository(&self.settings.model_repository_root)
-                .await;
+            self.repository.load_repository().await;
         } else {
             self.repository.finish_startup();
         }
@@ -109,18 +110,11 @@ impl Service {
         true
     }
 
-    /// Every model meant to load has loaded (and at least one has, unless start-up loading is off).
+    /// Every model meant to load has loaded (and at least one has, unless start-up loading is off); none is
+    /// loading.
     pub fn ready(&self) -> bool {
-        if self.settings.load_models_at_startup {
-            self.repository.is_ready()
-        } else {
-            self.repository.startup_finished()
-                && self
-                    .repository
-                    .slots()
-                    .iter()
-                    .all(|s| matches!(s.state(), crate::repository::ModelState::Ready(_)))
-        }
+        self.repository
+            .is_ready(self.settings.load_models_at_startup)
     }
 
     pub fn server_metadata(&self) -> ServerMetadata {

@@ -11,6 +11,7 @@ use super::convert::{self, non_empty};
 use super::limits;
 use super::pb;
 use super::pb::grpc_inference_service_server::GrpcInferenceService;
+use super::repository;
 use super::triton;
 use crate::error::Error;
 use crate::service::Service;
@@ -207,30 +208,25 @@ impl GrpcInferenceService for Inference {
 
     async fn repository_index(
         &self,
-        _: Request<pb::RepositoryIndexRequest>,
+        request: Request<pb::RepositoryIndexRequest>,
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
-        Err(not_yet("RepositoryIndex"))
+        let index = repository::index(&self.service, request.into_inner()).await?;
+        Ok(Response::new(index))
     }
 
     async fn repository_model_load(
         &self,
-        _: Request<pb::RepositoryModelLoadRequest>,
+        request: Request<pb::RepositoryModelLoadRequest>,
     ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
-        Err(not_yet("RepositoryModelLoad"))
+        repository::load(&self.service, request.into_inner()).await?;
+        Ok(Response::new(pb::RepositoryModelLoadResponse {}))
     }
 
     async fn repository_model_unload(
         &self,
-        _: Request<pb::RepositoryModelUnloadRequest>,
+        request: Request<pb::RepositoryModelUnloadRequest>,
     ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
-        Err(not_yet("RepositoryModelUnload"))
+        repository::unload(&self.service, request.into_inner()).await?;
+        Ok(Response::new(pb::RepositoryModelUnloadResponse {}))
     }
-}
-
-/// The model repository RPCs are not served yet.
-fn not_yet(rpc: &str) -> Status {
-    Error::Unsupported(format!(
-        "{rpc} is not implemented yet: this server does not offer the model repository extension over gRPC"
-    ))
-    .into()
 }

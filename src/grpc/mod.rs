@@ -5,11 +5,13 @@
 //! - [`health`]: health checks driven by server and model readiness.
 //! - [`limits`]: the message size limit and its RESOURCE_EXHAUSTED answer.
 //! - [`triton`]: Triton's model configuration and statistics as messages.
+//! - [`repository`]: the model repository RPCs (index, load, unload).
 
 pub mod convert;
 pub mod health;
 pub mod inference;
 pub mod limits;
+pub mod repository;
 pub mod triton;
 
 use std::future::Future;

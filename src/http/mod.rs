@@ -2,6 +2,7 @@
 
 pub mod binary;
 mod handlers;
+mod repository;
 pub mod types;
 
 use std::sync::Arc;
@@ -47,6 +48,12 @@ pub fn router(service: Arc<Service>) -> Router {
         .route(
             "/v2/models/{name}/versions/{version}/stats",
             get(handlers::model_statistics),
+        )
+        .route("/v2/repository/index", post(repository::index))
+        .route("/v2/repository/models/{name}/load", post(repository::load))
+        .route(
+            "/v2/repository/models/{name}/unload",
+            post(repository::unload),
         )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)

@@ -1,4 +1,6 @@
-//! Finds models as MLServer does: every `**/model-settings.json` under the repository root.
+//! Finds models as MLServer does: every `**/model-settings.json` under the repository root; without any, one
+//! model from `MLSERVER_MODEL_*` (KServe), or the `.onnx` files of a bare folder (KServe's `/mnt/models`, Triton's
+//! `<model>/<version>/model.onnx`).
 
 use std::path::{Path, PathBuf};
 
@@ -44,6 +46,11 @@ impl ModelSource {
             settings,
             settings_path: path.to_path_buf(),
         })
+    }
+
+    /// `iris` or `iris (version 2)`, for messages.
+    pub fn label(&self) -> String {
+        super::label(&self.name, self.version.as_deref())
     }
 
     /// The folder holding the settings file.
@@ -124,8 +131,183 @@ pub fn discover(root: &Path) -> Vec<ModelSource> {
         .collect()
 }
 
+/// Every model under `root`: its model-settings.json files (see [`discover`]); when there are none, the single
+/// model of `defaults` (`MLSERVER_MODEL_*` and `--model_name`) or a bare folder's models (see [`discover_bare`]).
+/// A root-level model-settings.json without a name takes `defaults`' name (KServe's `--model_name`).
+pub fn discover_all(root: &Path, defaults: Option<&ModelSettings>) -> Vec<ModelSource> {
+    let given_name = defaults
+        .and_then(|d| d.name.clone())
+        .filter(|n| !n.is_empty());
+    let mut found = discover(root);
+    if !found.is_empty() {
+        if let Some(name) = given_name {
+            for source in &mut found {
+                if source.settings.name.as_deref().unwrap_or("").is_empty()
+                    && source.folder() == root
+                {
+                    source.name = name.clone();
+                }
+            }
+        }
+        return found;
+    }
+    let defaults = defaults.cloned().unwrap_or_default();
+    if defaults
+        .parameters
+        .uri
+        .as_deref()
+        .is_some_and(|uri| !uri.is_empty())
+    {
+        // MLSERVER_MODEL_URI: relative to the repository root (KServe gives /mnt/models, absolute).
+        return vec![synthetic(root, root_name(root, given_name), defaults)];
+    }
+    discover_bare(root, given_name, &defaults)
+}
+
+/// The models of a folder without any model-settings.json, each with `defaults` as its settings:
+/// - `root/model.onnx`, or the one `*.onnx` in `root`: one model named `name` (else the folder's name);
+/// - `root/<version>/model.onnx` (numeric version folders): that model, in those versions;
+/// - `root/<model>/model.onnx` (or its one `*.onnx`) and `root/<model>/<version>/model.onnx`: a model per
+///   folder named after it (Triton's layout; `config.pbtxt` is ignored).
+pub fn discover_bare(
+    root: &Path,
+    name: Option<String>,
+    defaults: &ModelSettings,
+) -> Vec<ModelSource> {
+    let mut settings = defaults.clone();
+    settings.name = None;
+    match top_level_onnx(root) {
+        Ok(Some(file)) => return vec![with_file(root, root_name(root, name), settings, &file)],
+        Ok(None) => {}
+        Err(reason) => {
+            tracing::error!(folder = %root.display(), %reason, "no model served from this folder");
+            return Vec::new();
+        }
+    }
+    let versions = version_folders(root);
+    if !versions.is_empty() {
+        let name = root_name(root, name);
+        return versions
+            .into_iter()
+            .map(|(version, file)| versioned(&file, &name, version, &settings))
+            .collect();
+    }
+    let mut found = Vec::new();
+    for folder in sorted_subfolders(root) {
+        let model = folder_name(&folder);
+        match top_level_onnx(&folder) {
+            Ok(Some(file)) => {
+                found.push(with_file(&folder, model, settings.clone(), &file));
+                continue;
+            }
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::error!(folder = %folder.display(), %reason, "model skipped");
+                continue;
+            }
+        }
+        for (version, file) in version_folders(&folder) {
+            found.push(versioned(&file, &model, version, &settings));
+        }
+    }
+    found
+}
+
+/// A model without a settings file of its own: `uri` and names resolve as if one were in `folder`.
+fn synthetic(folder: &Path, name: String, settings: ModelSettings) -> ModelSource {
+    ModelSource {
+        name,
+        version: settings.parameters.version.clone(),
+        settings,
+        settings_path: folder.join(SETTINGS_FILE),
+    }
+}
+
+/// A bare model serving `file` (in `folder`).
+fn with_file(folder: &Path, name: String, mut settings: ModelSettings, file: &Path) -> ModelSource {
+    settings.parameters.uri = file.file_name().map(|f| f.to_string_lossy().into_owned());
+    synthetic(folder, name, settings)
+}
+
+/// One version of a bare model: `file` inside its version folder.
+fn versioned(file: &Path, name: &str, version: String, settings: &ModelSettings) -> ModelSource {
+    let mut settings = settings.clone();
+    settings.parameters.version = Some(version);
+    let folder = file.parent().unwrap_or(Path::new("."));
+    with_file(folder, name.to_string(), settings, file)
+}
+
+/// The given name, else the folder's own name.
+fn root_name(root: &Path, name: Option<String>) -> String {
+    name.unwrap_or_else(|| {
+        let absolute = std::path::absolute(root).unwrap_or_else(|_| root.to_path_buf());
+        folder_name(&absolute)
+    })
+}
+
+fn folder_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into())
+}
+
+/// `folder/model.onnx`, else the single `*.onnx` directly in `folder`; several without a `model.onnx` is an error.
+fn top_level_onnx(folder: &Path) -> Result<Option<PathBuf>, String> {
+    let preferred = folder.join("model.onnx");
+    if preferred.is_file() {
+        return Ok(Some(preferred));
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "onnx"))
+        .collect();
+    files.sort();
+    match files.len() {
+        0 => Ok(None),
+        1 => Ok(files.pop()),
+        n => Err(format!(
+            "{n} .onnx files in {} and no model.onnx; name one with MLSERVER_MODEL_URI or a model-settings.json",
+            folder.display()
+        )),
+    }
+}
+
+/// Sub-folders with a numeric name holding an .onnx file, as (version, that file), in version order.
+fn version_folders(folder: &Path) -> Vec<(String, PathBuf)> {
+    let mut versions: Vec<(u64, String, PathBuf)> = sorted_subfolders(folder)
+        .into_iter()
+        .filter_map(|path| {
+            let name = folder_name(&path);
+            let number = name.parse::<u64>().ok()?;
+            let file = top_level_onnx(&path).ok().flatten()?;
+            Some((number, name, file))
+        })
+        .collect();
+    versions.sort();
+    versions
+        .into_iter()
+        .map(|(_, name, path)| (name, path))
+        .collect()
+}
+
+fn sorted_subfolders(folder: &Path) -> Vec<PathBuf> {
+    let mut folders: Vec<PathBuf> = std::fs::read_dir(folder)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    folders.sort();
+    folders
+}
+
 #[cfg(test)]
 mod tests {
+    use super::super::settings::ModelParameters;
     use super::*;
 
     #[test]
@@ -145,6 +327,119 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].name, "mymodel");
         assert_eq!(found[0].model_path().unwrap(), m.join("files/net.onnx"));
+    }
+
+    fn touch(path: &Path) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"x").unwrap();
+    }
+
+    fn summary(found: &[ModelSource]) -> Vec<(String, Option<String>, PathBuf)> {
+        found
+            .iter()
+            .map(|s| (s.name.clone(), s.version.clone(), s.model_path().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn bare_folders_are_served_without_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("models");
+        touch(&root.join("model.onnx"));
+        touch(&root.join("extra/other.onnx"));
+        assert_eq!(
+            summary(&discover_all(&root, None)),
+            vec![("models".into(), None, root.join("model.onnx"))]
+        );
+        let named = ModelSettings {
+            name: Some("iris".into()),
+            ..ModelSettings::default()
+        };
+        assert_eq!(discover_all(&root, Some(&named))[0].name, "iris");
+
+        let single = dir.path().join("single");
+        touch(&single.join("net.onnx"));
+        assert_eq!(
+            summary(&discover_all(&single, Some(&named))),
+            vec![("iris".into(), None, single.join("net.onnx"))]
+        );
+        touch(&single.join("second.onnx"));
+        assert!(discover_all(&single, None).is_empty());
+    }
+
+    #[test]
+    fn triton_layouts_give_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("a/1/model.onnx"));
+        touch(&root.join("a/10/model.onnx"));
+        touch(&root.join("a/2/model.onnx"));
+        touch(&root.join("a/config.pbtxt"));
+        touch(&root.join("a/notaversion/model.onnx"));
+        touch(&root.join("b/model.onnx"));
+        touch(&root.join("empty/readme.txt"));
+        let found = summary(&discover_all(root, None));
+        let v = |m: &str, v: &str| {
+            (
+                m.to_string(),
+                Some(v.to_string()),
+                root.join(format!("{m}/{v}/model.onnx")),
+            )
+        };
+        assert_eq!(
+            found,
+            vec![
+                v("a", "1"),
+                v("a", "2"),
+                v("a", "10"),
+                ("b".into(), None, root.join("b/model.onnx"))
+            ]
+        );
+        // <version>/model.onnx directly in the folder: one model, named as given.
+        let one = dir.path().join("one");
+        touch(&one.join("3/model.onnx"));
+        let named = ModelSettings {
+            name: Some("m".into()),
+            parallel_workers: Some(2),
+            ..ModelSettings::default()
+        };
+        let found = discover_all(&one, Some(&named));
+        assert_eq!(
+            summary(&found),
+            vec![("m".into(), Some("3".into()), one.join("3/model.onnx"))]
+        );
+        assert_eq!(found[0].settings.parallel_workers, Some(2));
+    }
+
+    #[test]
+    fn env_uri_and_settings_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        touch(&root.join("weights/net.onnx"));
+        let env = ModelSettings {
+            name: Some("k".into()),
+            parameters: ModelParameters {
+                uri: Some("weights".into()),
+                version: Some("4".into()),
+                ..ModelParameters::default()
+            },
+            ..ModelSettings::default()
+        };
+        assert_eq!(
+            summary(&discover_all(root, Some(&env))),
+            vec![("k".into(), Some("4".into()), root.join("weights/net.onnx"))]
+        );
+        // Once a model-settings.json exists, it alone counts; a nameless one at the top takes the given name.
+        std::fs::write(
+            root.join(SETTINGS_FILE),
+            br#"{"parameters": {"uri": "weights"}}"#,
+        )
+        .unwrap();
+        let found = discover_all(root, Some(&env));
+        assert_eq!(
+            summary(&found),
+            vec![("k".into(), None, root.join("weights/net.onnx"))]
+        );
     }
 
     #[test]

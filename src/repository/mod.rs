@@ -1,13 +1,14 @@
 //! The model repository: which model versions exist, their state (loading, ready, unavailable), and loading them.
 
 pub mod discovery;
+pub mod lifecycle;
 pub mod settings;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::Error;
 use crate::model::onnx::{OnnxBackend, SessionOptions};
@@ -15,7 +16,7 @@ use crate::model::worker::{BackendFactory, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::DataType;
 use discovery::ModelSource;
-use settings::TensorSettings;
+use settings::{ModelSettings, TensorSettings};
 
 /// Where a model version is in its life.
 #[derive(Clone)]
@@ -24,6 +25,8 @@ pub enum ModelState {
     Ready(Arc<LoadedModel>),
     /// Failed to load, with the reason.
     Unavailable(String),
+    /// Being unloaded: refuses new requests while those in flight finish.
+    Unloading,
 }
 
 /// A model version whose instances are running.
@@ -77,15 +80,33 @@ pub struct Repository {
     default_instances: usize,
     /// Set once the start-up loading has finished.
     startup_done: AtomicBool,
+    /// The folder searched for models, at start-up and again by every load.
+    root: PathBuf,
+    /// The model built from `MLSERVER_MODEL_*` / `--model_name`, for a folder without model-settings.json.
+    defaults: Option<ModelSettings>,
+    /// One lock per model name: loads and unloads of one model run one after the other.
+    admin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Models unloaded through the repository API (the index reports them as unloaded).
+    unloaded: Mutex<HashSet<String>>,
 }
 
 impl Repository {
-    pub fn new(queue_size: usize, default_instances: usize) -> Repository {
+    /// An empty repository over the models found in `root` (with `defaults` for a folder without settings files).
+    pub fn new(
+        queue_size: usize,
+        default_instances: usize,
+        root: PathBuf,
+        defaults: Option<ModelSettings>,
+    ) -> Repository {
         Repository {
             models: RwLock::new(BTreeMap::new()),
             queue_size,
             default_instances,
             startup_done: AtomicBool::new(false),
+            root,
+            defaults,
+            admin_locks: Mutex::new(HashMap::new()),
+            unloaded: Mutex::new(HashSet::new()),
         }
     }
 
@@ -117,25 +138,41 @@ impl Repository {
     /// Loads one slot (blocking: call it off the async runtime) and records the outcome.
     pub fn load_slot(&self, slot: &Slot, source: ModelSource) {
         slot.set_state(ModelState::Loading);
+        match self.load_source(&slot.label(), source) {
+            Ok(model) => slot.set_state(ModelState::Ready(model)),
+            Err(reason) => slot.set_state(ModelState::Unavailable(reason)),
+        }
+    }
+
+    /// Loads a model version (blocking), logging the outcome.
+    fn load_source(&self, label: &str, source: ModelSource) -> Result<Arc<LoadedModel>, String> {
         let started = std::time::Instant::now();
         match load(source, self.queue_size, self.default_instances) {
             Ok(model) => {
-                tracing::info!(model = %slot.label(), ms = started.elapsed().as_millis() as u64, "model loaded");
-                slot.set_state(ModelState::Ready(Arc::new(model)));
+                tracing::info!(model = %label, ms = started.elapsed().as_millis() as u64, "model loaded");
+                Ok(Arc::new(model))
             }
             Err(reason) => {
-                tracing::error!(model = %slot.label(), %reason, "model failed to load");
-                slot.set_state(ModelState::Unavailable(reason));
+                tracing::error!(model = %label, %reason, "model failed to load");
+                Err(reason)
             }
         }
     }
 
-    /// Discovers the models under `root` and loads them all, in parallel, off the async runtime.
-    pub async fn load_repository(self: &Arc<Self>, root: &Path) {
-        let root = root.to_path_buf();
-        let sources = tokio::task::spawn_blocking(move || discovery::discover(&root))
-            .await
-            .unwrap_or_default();
+    /// Discovers the models under the root and loads them all, in parallel, off the async runtime.
+    pub async fn load_repository(self: &Arc<Self>) {
+        let (root, defaults) = (self.root.clone(), self.defaults.clone());
+        let sources =
+            tokio::task::spawn_blocking(move || discovery::discover_all(&root, defaults.as_ref()))
+                .await
+                .unwrap_or_default();
+        for source in sources.iter().filter(|s| !s.settings_path.is_file()) {
+            tracing::info!(
+                model = %source.label(),
+                folder = %source.folder().display(),
+                "no model-settings.json: serving the model from MLSERVER_MODEL_* or the .onnx file found"
+            );
+        }
         let pending = self.register(sources);
         let mut tasks = Vec::new();
         for (slot, source) in pending {
@@ -161,16 +198,21 @@ impl Repository {
         models.values().flat_map(|v| v.iter().cloned()).collect()
     }
 
-    /// Ready when start-up loading is over, at least one model is registered, and every one is ready.
-    pub fn is_ready(&self) -> bool {
+    /// Ready when start-up loading is over and every model is ready (models being unloaded do not count);
+    /// with `require_one`, at least one model must be.
+    pub fn is_ready(&self, require_one: bool) -> bool {
         if !self.startup_done.load(AtomicOrdering::SeqCst) {
             return false;
         }
-        let slots = self.slots();
-        !slots.is_empty()
-            && slots
-                .iter()
-                .all(|s| matches!(s.state(), ModelState::Ready(_)))
+        let mut count = 0;
+        for slot in self.slots() {
+            match slot.state() {
+                ModelState::Ready(_) => count += 1,
+                ModelState::Unloading => {}
+                ModelState::Loading | ModelState::Unavailable(_) => return false,
+            }
+        }
+        count > 0 || !require_one
     }
 
     /// Whether start-up loading has finished.
@@ -213,6 +255,10 @@ impl Repository {
             ))),
             ModelState::Unavailable(reason) => Err(Error::ModelNotReady(format!(
                 "Model {} is not available: {reason}",
+                slot.label()
+            ))),
+            ModelState::Unloading => Err(Error::ModelNotReady(format!(
+                "Model {} is unloading",
                 slot.label()
             ))),
         }

@@ -109,6 +109,92 @@ impl ModelSettings {
     }
 }
 
+/// `MLSERVER_MODEL_<FIELD>` variables MLServer reads into ModelSettings (top level) ...
+const ENV_MODEL_FIELDS: &[&str] = &[
+    "name",
+    "implementation",
+    "platform",
+    "versions",
+    "inputs",
+    "outputs",
+    "max_batch_size",
+    "max_batch_time",
+    "parallel_workers",
+    "warm_workers",
+    "cache_enabled",
+];
+
+/// ... and into its `parameters` (MLServer's ModelParameters has the same prefix).
+const ENV_PARAMETER_FIELDS: &[&str] = &["uri", "version", "content_type", "format", "extra"];
+
+/// Fields whose env value is text even when it looks like JSON (a name `123` stays a string).
+const ENV_TEXT_FIELDS: &[&str] = &[
+    "name",
+    "implementation",
+    "platform",
+    "uri",
+    "version",
+    "content_type",
+    "format",
+];
+
+impl ModelSettings {
+    /// The model MLServer builds from `MLSERVER_MODEL_*` variables (used when the repository has no
+    /// model-settings.json); `None` when no such variable is set. Lists, objects and numbers are read as JSON,
+    /// as pydantic-settings does; a bad value is an error naming the variable.
+    pub fn from_env(
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Option<ModelSettings>, String> {
+        let mut top = serde_json::Map::new();
+        let mut parameters = serde_json::Map::new();
+        let mut names = Vec::new();
+        for (key, value) in env {
+            let Some(field) = key.strip_prefix("MLSERVER_MODEL_") else {
+                continue;
+            };
+            let field = field.to_ascii_lowercase();
+            let in_parameters = ENV_PARAMETER_FIELDS.contains(&field.as_str());
+            if !in_parameters && !ENV_MODEL_FIELDS.contains(&field.as_str()) {
+                continue; // e.g. MLSERVER_MODEL_QUEUE_SIZE, a server setting
+            }
+            let parsed = if ENV_TEXT_FIELDS.contains(&field.as_str()) {
+                Value::String(value)
+            } else {
+                serde_json::from_str(&value).unwrap_or(Value::String(value))
+            };
+            // Checked alone first, so that the error names the variable.
+            let alone = serde_json::json!({ field.as_str(): parsed.clone() });
+            let alone = if in_parameters {
+                serde_json::json!({ "parameters": alone })
+            } else {
+                alone
+            };
+            serde_json::from_value::<ModelSettings>(alone)
+                .map_err(|e| format!("invalid {key}: {e}"))?;
+            if in_parameters {
+                parameters.insert(field, parsed);
+            } else {
+                top.insert(field, parsed);
+            }
+            names.push(key);
+        }
+        if names.is_empty() {
+            return Ok(None);
+        }
+        if !parameters.is_empty() {
+            top.insert("parameters".into(), Value::Object(parameters));
+        }
+        serde_json::from_value(Value::Object(top))
+            .map(Some)
+            .map_err(|e| {
+                format!(
+                    "invalid MLSERVER_MODEL_* settings ({}): {e}",
+                    names.join(", ")
+                )
+            })
+    }
+}
+
 fn lenient_opt_string<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<String>, D::Error> {
@@ -137,6 +223,49 @@ mod tests {
         assert_eq!(s.parameters.version.as_deref(), Some("3"));
         assert_eq!(s.implementation_is_onnx(), Some(true));
         assert_eq!(unknown, vec!["bogus".to_string()]);
+    }
+
+    fn env(vars: &[(&str, &str)]) -> Result<Option<ModelSettings>, String> {
+        ModelSettings::from_env(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn mlserver_model_env_builds_a_model() {
+        let s = env(&[
+            ("MLSERVER_MODEL_NAME", "123"),
+            ("MLSERVER_MODEL_URI", "/mnt/models"),
+            ("MLSERVER_MODEL_VERSION", "7"),
+            ("MLSERVER_MODEL_IMPLEMENTATION", "mlserver_onnx.OnnxModel"),
+            ("MLSERVER_MODEL_MAX_BATCH_SIZE", "8"),
+            ("MLSERVER_MODEL_MAX_BATCH_TIME", "0.5"),
+            ("MLSERVER_MODEL_PARALLEL_WORKERS", "2"),
+            ("MLSERVER_MODEL_EXTRA", r#"{"intra_op_threads": 1}"#),
+            (
+                "MLSERVER_MODEL_INPUTS",
+                r#"[{"name": "x", "datatype": "FP32"}]"#,
+            ),
+            ("MLSERVER_MODEL_QUEUE_SIZE", "5"),
+            ("MLSERVER_HTTP_PORT", "1"),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(s.name.as_deref(), Some("123"));
+        assert_eq!(s.parameters.uri.as_deref(), Some("/mnt/models"));
+        assert_eq!(s.parameters.version.as_deref(), Some("7"));
+        assert_eq!(s.implementation_is_onnx(), Some(true));
+        assert_eq!((s.max_batch_size, s.max_batch_time), (8, 0.5));
+        assert_eq!(s.parallel_workers, Some(2));
+        assert_eq!(s.parameters.extra["intra_op_threads"], 1);
+        assert_eq!(s.inputs[0].name, "x");
+        assert_eq!(env(&[("MLSERVER_MODEL_QUEUE_SIZE", "5")]).unwrap(), None);
+    }
+
+    #[test]
+    fn bad_model_env_names_the_variable() {
+        let err = env(&[("MLSERVER_MODEL_MAX_BATCH_SIZE", "lots")]).unwrap_err();
+        assert!(err.contains("MLSERVER_MODEL_MAX_BATCH_SIZE"), "{err}");
+        let err = env(&[("MLSERVER_MODEL_EXTRA", "[1]")]).unwrap_err();
+        assert!(err.contains("MLSERVER_MODEL_EXTRA"), "{err}");
     }
 
     #[test]

@@ -1,0 +1,52 @@
+//! The model repository RPCs (Triton's messages and field numbers) over the repository's index, load and unload.
+
+use crate::error::Error;
+use crate::service::Service;
+
+use super::pb;
+use super::pb::repository_index_response::ModelIndex;
+
+/// RepositoryIndex: every model known (or, with `ready`, those ready to serve).
+pub async fn index(
+    service: &Service,
+    request: pb::RepositoryIndexRequest,
+) -> Result<pb::RepositoryIndexResponse, Error> {
+    let entries = service.repository.index(request.ready).await?;
+    Ok(pb::RepositoryIndexResponse {
+        models: entries
+            .into_iter()
+            .map(|e| ModelIndex {
+                name: e.name,
+                version: e.version,
+                state: e.state.as_str().to_string(),
+                reason: e.reason,
+            })
+            .collect(),
+    })
+}
+
+/// RepositoryModelLoad: (re)loads the model from the repository folder.
+pub async fn load(service: &Service, request: pb::RepositoryModelLoadRequest) -> Result<(), Error> {
+    let name = required_name(&request.model_name)?;
+    service
+        .repository
+        .load_model(name, request.parameters.keys().map(String::as_str))
+        .await
+}
+
+/// RepositoryModelUnload: unloads the model once its requests in flight are answered. Parameters (Triton's
+/// `unload_dependents`) are accepted and have no effect: models have no dependents here.
+pub async fn unload(
+    service: &Service,
+    request: pb::RepositoryModelUnloadRequest,
+) -> Result<(), Error> {
+    let name = required_name(&request.model_name)?;
+    service.repository.unload_model(name).await
+}
+
+fn required_name(name: &str) -> Result<&str, Error> {
+    if name.is_empty() {
+        return Err(Error::InvalidInput("model_name is required".into()));
+    }
+    Ok(name)
+}

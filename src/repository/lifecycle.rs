@@ -1,0 +1,315 @@
+//! The model repository extension: the index, and loading and unloading models while the server runs.
+//!
+//! - Load rescans the repository root, so a model added after start, a new version or a changed file is
+//!   picked up. A version already serving keeps serving until its replacement is ready (and keeps serving if
+//!   the replacement fails to load); versions no longer on disk are unloaded.
+//! - Unload refuses new requests for the model (503, "is unloading"), waits for those in flight (they all get
+//!   their answers), then drops its sessions; from then on the model is unknown (404, as MLServer answers and
+//!   Seldon's agent expects).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::discovery::{self, ModelSource};
+use super::{compare_versions, label, LoadedModel, ModelState, Repository, Slot};
+use crate::error::Error;
+
+/// How often an unload looks again whether the model's requests have finished.
+const DRAIN_POLL: Duration = Duration::from_millis(5);
+/// Longest an unload waits for in-flight requests; past it the sessions go when the last request finishes.
+const DRAIN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The state names of the repository extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum IndexState {
+    Unknown,
+    Ready,
+    Unavailable,
+    Loading,
+    Unloading,
+}
+
+impl IndexState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IndexState::Unknown => "UNKNOWN",
+            IndexState::Ready => "READY",
+            IndexState::Unavailable => "UNAVAILABLE",
+            IndexState::Loading => "LOADING",
+            IndexState::Unloading => "UNLOADING",
+        }
+    }
+}
+
+/// One entry of the repository index.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndexEntry {
+    pub name: String,
+    /// The version; empty for an unversioned model.
+    pub version: String,
+    pub state: IndexState,
+    /// Why the model is not ready (its load error, "unloaded", "not loaded"); empty otherwise.
+    pub reason: String,
+}
+
+impl Repository {
+    /// Every model known, loaded or only on disk, sorted by name then version; with `ready_only`, only the
+    /// versions ready to serve.
+    pub async fn index(&self, ready_only: bool) -> Result<Vec<IndexEntry>, Error> {
+        let mut entries: Vec<IndexEntry> = self
+            .slots()
+            .iter()
+            .map(|slot| entry(slot))
+            .filter(|e| !ready_only || e.state == IndexState::Ready)
+            .collect();
+        if !ready_only {
+            for source in self.scan().await? {
+                let version = source.version.clone().unwrap_or_default();
+                if entries
+                    .iter()
+                    .any(|e| e.name == source.name && e.version == version)
+                {
+                    continue;
+                }
+                let reason = if self.lock_unloaded().contains(&source.name) {
+                    "unloaded"
+                } else {
+                    "not loaded"
+                };
+                entries.push(IndexEntry {
+                    name: source.name,
+                    version,
+                    state: IndexState::Unavailable,
+                    reason: reason.into(),
+                });
+            }
+        }
+        entries.sort_by(|a, b| {
+            a.name
+                .cmp(&b.name)
+                .then_with(|| compare_versions(&a.version, &b.version))
+        });
+        Ok(entries)
+    }
+
+    /// Loads (or reloads) every version of `name` found on disk now. `parameters` are the names of the
+    /// request's parameters: Triton's `config` override and `file:` uploads are refused (501).
+    pub async fn load_model<'a>(
+        self: &Arc<Self>,
+        name: &str,
+        parameters: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), Error> {
+        for parameter in parameters {
+            if parameter == "config" || parameter.starts_with("file:") {
+                return Err(Error::Unsupported(format!(
+                    "load parameter '{parameter}' is not supported: put the model and its model-settings.json in the repository folder, then load it by name"
+                )));
+            }
+        }
+        let lock = self.admin_lock(name);
+        let _guard = lock.lock().await;
+        let mut sources: Vec<ModelSource> = Vec::new();
+        for source in self.scan().await? {
+            if source.name != name {
+                continue;
+            }
+            if sources.iter().any(|s| s.version == source.version) {
+                tracing::error!(
+                    model = %source.label(),
+                    file = %source.settings_path.display(),
+                    "a model with this name and version is already found; skipped"
+                );
+                continue;
+            }
+            sources.push(source);
+        }
+        if sources.is_empty() {
+            return Err(Error::ModelNotFound(name.to_string()));
+        }
+        self.lock_unloaded().remove(name);
+        // Versions no longer on disk go; the others load (side by side), each into its slot.
+        let current = self.versions_of(name);
+        let stale: Vec<Arc<Slot>> = current
+            .iter()
+            .filter(|slot| !sources.iter().any(|s| s.version == slot.version))
+            .cloned()
+            .collect();
+        let mut tasks = Vec::new();
+        for source in sources {
+            let slot = current
+                .iter()
+                .find(|s| s.version == source.version)
+                .cloned()
+                .unwrap_or_else(|| self.add_slot(&source));
+            let repo = self.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                let replaced = repo.reload_slot(&slot, source);
+                (slot, replaced)
+            }));
+        }
+        let mut failures = Vec::new();
+        for task in tasks {
+            let (slot, outcome) = task
+                .await
+                .map_err(|e| Error::Internal(format!("loading {name} failed: {e}")))?;
+            match outcome {
+                Ok(Some(old)) => drain_and_drop(old).await,
+                Ok(None) => {}
+                Err(reason) => failures.push(format!("{}: {reason}", slot.label())),
+            }
+        }
+        self.unload_slots(name, stale).await;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidInput(format!(
+                "Model {name} failed to load: {}",
+                failures.join("; ")
+            )))
+        }
+    }
+
+    /// Unloads every version of `name`: new requests are refused, those in flight are answered, then the
+    /// sessions are dropped and the model is forgotten. An unknown model is 404.
+    pub async fn unload_model(&self, name: &str) -> Result<(), Error> {
+        let lock = self.admin_lock(name);
+        let _guard = lock.lock().await;
+        let slots = self.versions_of(name);
+        if slots.is_empty() {
+            return Err(Error::ModelNotFound(name.to_string()));
+        }
+        self.unload_slots(name, slots).await;
+        self.lock_unloaded().insert(name.to_string());
+        Ok(())
+    }
+
+    /// Marks the slots unloading, waits for their requests, drops them and removes them from the repository.
+    async fn unload_slots(&self, name: &str, slots: Vec<Arc<Slot>>) {
+        let mut models = Vec::new();
+        for slot in &slots {
+            if let ModelState::Ready(model) = slot.state() {
+                models.push(model);
+            }
+            slot.set_state(ModelState::Unloading);
+        }
+        for model in models {
+            drain_and_drop(model).await;
+        }
+        let mut all = self.models.write().unwrap_or_else(|e| e.into_inner());
+        if let Some(versions) = all.get_mut(name) {
+            versions.retain(|v| !slots.iter().any(|s| Arc::ptr_eq(s, v)));
+            if versions.is_empty() {
+                all.remove(name);
+            }
+        }
+        for slot in &slots {
+            tracing::info!(model = %slot.label(), "model unloaded");
+        }
+    }
+
+    /// Loads `source` into `slot` (blocking). A ready slot keeps serving its current model until the new one
+    /// is ready and keeps it if the new one fails; the replaced model is returned for draining.
+    fn reload_slot(
+        &self,
+        slot: &Slot,
+        source: ModelSource,
+    ) -> Result<Option<Arc<LoadedModel>>, String> {
+        let serving = match slot.state() {
+            ModelState::Ready(model) => Some(model),
+            _ => {
+                slot.set_state(ModelState::Loading);
+                None
+            }
+        };
+        match (self.load_source(&slot.label(), source), serving) {
+            (Ok(model), old) => {
+                slot.set_state(ModelState::Ready(model));
+                Ok(old)
+            }
+            (Err(reason), Some(_)) => Err(format!("{reason} (the loaded copy keeps serving)")),
+            (Err(reason), None) => {
+                slot.set_state(ModelState::Unavailable(reason.clone()));
+                Err(reason)
+            }
+        }
+    }
+
+    /// A new `Loading` slot for `source`, visible at once (the index shows it loading, readiness waits for it).
+    fn add_slot(&self, source: &ModelSource) -> Arc<Slot> {
+        let slot = Arc::new(Slot {
+            name: source.name.clone(),
+            version: source.version.clone(),
+            state: std::sync::RwLock::new(ModelState::Loading),
+        });
+        self.models
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(source.name.clone())
+            .or_default()
+            .push(slot.clone());
+        slot
+    }
+
+    /// The slots registered under `name`.
+    fn versions_of(&self, name: &str) -> Vec<Arc<Slot>> {
+        let models = self.models.read().unwrap_or_else(|e| e.into_inner());
+        models.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The models on disk now (off the async runtime).
+    async fn scan(&self) -> Result<Vec<ModelSource>, Error> {
+        let (root, defaults) = (self.root.clone(), self.defaults.clone());
+        tokio::task::spawn_blocking(move || discovery::discover_all(&root, defaults.as_ref()))
+            .await
+            .map_err(|e| Error::Internal(format!("scanning the model repository failed: {e}")))
+    }
+
+    fn admin_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.admin_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
+    }
+
+    fn lock_unloaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.unloaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The index entry of a registered slot.
+fn entry(slot: &Slot) -> IndexEntry {
+    let (state, reason) = match slot.state() {
+        ModelState::Loading => (IndexState::Loading, String::new()),
+        ModelState::Ready(_) => (IndexState::Ready, String::new()),
+        ModelState::Unavailable(reason) => (IndexState::Unavailable, reason),
+        ModelState::Unloading => (IndexState::Unloading, String::new()),
+    };
+    IndexEntry {
+        name: slot.name.clone(),
+        version: slot.version.clone().unwrap_or_default(),
+        state,
+        reason,
+    }
+}
+
+/// Waits until no request holds `model` any more (it is no longer reachable from the repository, so the count
+/// only falls), then drops its sessions off the async runtime.
+async fn drain_and_drop(model: Arc<LoadedModel>) {
+    let started = Instant::now();
+    while Arc::strong_count(&model) > 1 {
+        if started.elapsed() > DRAIN_LIMIT {
+            tracing::warn!(
+                model = %label(&model.name, model.version.as_deref()),
+                "requests still running after {DRAIN_LIMIT:?}; the model is dropped when the last one ends"
+            );
+            return;
+        }
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || drop(model)).await;
+}
