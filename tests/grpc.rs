@@ -776,29 +776,36 @@ async fn model_statistics_count_inferences_per_model_and_for_all_models() {
 }
 
 #[tokio::test]
-async fn repository_rpcs_are_unimplemented_for_now() {
+async fn repository_rpcs_answer_for_the_bundled_models() {
+    // Only non-destructive calls here: the server is shared (round trips are in tests/repository_api.rs).
     let mut client = client().await;
-    let status = client
-        .repository_index(pb::RepositoryIndexRequest::default())
+    let index = client
+        .repository_index(pb::RepositoryIndexRequest {
+            ready: true,
+            ..Default::default()
+        })
         .await
-        .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+        .unwrap()
+        .into_inner();
+    let iris = index.models.iter().find(|m| m.name == "iris").unwrap();
+    assert_eq!((iris.state.as_str(), iris.version.as_str()), ("READY", ""));
     let status = client
         .repository_model_load(pb::RepositoryModelLoadRequest {
-            model_name: "iris".into(),
+            model_name: "nosuch".into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::NotFound);
     let status = client
         .repository_model_unload(pb::RepositoryModelUnloadRequest {
-            model_name: "iris".into(),
+            model_name: "nosuch".into(),
             ..Default::default()
         })
         .await
         .unwrap_err();
-    assert_eq!(status.code(), Code::Unimplemented);
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "Model nosuch not found");
 }
 
 #[tokio::test]

@@ -156,3 +156,102 @@ pub fn assert_close(actual: &Value, expected: &[f64]) {
         assert!((a - e).abs() < 1e-6, "{actual:?} != {expected:?}");
     }
 }
+
+/// The real binary, started as a child process with its listening addresses read from its log; killed on drop.
+pub struct Spawned {
+    pub child: std::process::Child,
+    /// `host:port` of the REST listener.
+    pub http: String,
+    /// `host:port` of the gRPC listener.
+    pub grpc: String,
+}
+
+impl Spawned {
+    /// Runs `oxinfer ARGS` with `env` added (and no inherited MLSERVER_* variables), and waits for its listeners.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Spawned {
+        use std::io::{BufRead, BufReader};
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oxinfer"));
+        command
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MLSERVER_")) {
+            command.env_remove(key);
+        }
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                for (kind, marker) in [
+                    ("http", "HTTP server listening on "),
+                    ("grpc", "gRPC server listening on "),
+                ] {
+                    if let Some(rest) = line.split(marker).nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        let _ = tx.send((kind, addr.to_string()));
+                    }
+                }
+                eprintln!("[oxinfer] {line}");
+            }
+        });
+        let mut spawned = Spawned {
+            child,
+            http: String::new(),
+            grpc: String::new(),
+        };
+        while spawned.http.is_empty() || spawned.grpc.is_empty() {
+            let (kind, addr) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the binary logs its listening addresses");
+            if kind == "http" {
+                spawned.http = addr;
+            } else {
+                spawned.grpc = addr;
+            }
+        }
+        spawned
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// Polls GET /v2/health/ready until it answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(r) = reqwest::get(self.url("/v2/health/ready")).await {
+                if r.status().is_success() {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns true (60 s at most).
+pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
