@@ -54,3 +54,15 @@ def server():
     s = Server(ROOT / "model-repository")
     yield s
     s.stop()
+
+
+@pytest.fixture
+def scratch_server(tmp_path):
+    """A server of its own on a copy of the bundled iris and simple models, for tests that unload and load."""
+    import shutil
+
+    for name in ("iris", "simple"):
+        shutil.copytree(ROOT / "model-repository" / name, tmp_path / name)
+    s = Server(tmp_path)
+    yield s
+    s.stop()
