@@ -125,10 +125,13 @@ def oxinfer_container(containers: list[dict]) -> dict:
 
 
 def flag_value(args: list[str], flag: str) -> str | None:
+    """The value of --a-flag, also spelt --a_flag (KServe's spelling, accepted by the binary)."""
+    spellings = {flag, "--" + flag[2:].replace("-", "_")}
     for i, arg in enumerate(args):
-        if arg == flag:
+        if arg in spellings:
             return args[i + 1]
-        if arg.startswith(flag + "="):
+        name = arg.split("=", 1)[0]
+        if "=" in arg and name in spellings:
             return arg.split("=", 1)[1]
     return None
 
@@ -172,14 +175,16 @@ def check_oxinfer_container(container: dict, models_dir: str) -> None:
     routes = served_routes()
     args = container.get("args", [])
     assert "command" not in container, "keep the image's entrypoint (the binary); pass arguments only"
-    assert args[:1] == ["start"], "the image's entrypoint is the binary: args must begin with the subcommand"
-    folder = args[1]
+    # The image's entrypoint is the binary: args begin with the subcommand, or with a flag (`start` is implied).
+    assert args[:1] == ["start"] or args[0].startswith("--")
+    rest = args[1:] if args[0] == "start" else args
+    folder = flag_value(rest, "--model-dir") or rest[0]
     if folder.startswith("$("):
         var = folder[2:-1]
         assert var in env_of(container), f"{folder} needs {var} in the container's env"
         folder = env_of(container)[var]
     assert folder == models_dir
-    flags = {a.split("=", 1)[0] for a in args[2:] if a.startswith("--")}
+    flags = {"--" + a[2:].split("=", 1)[0].replace("_", "-") for a in rest if a.startswith("--")}
     assert flags <= cli_flags(), f"unknown flags {flags - cli_flags()}"
     for name in env_of(container):
         if name.startswith("MLSERVER_") and name != "MLSERVER_MODELS_DIR":
@@ -314,6 +319,8 @@ def test_kserve_cluster_serving_runtime():
     check_oxinfer_container(container, "/mnt/models")
     assert http_port_of(container) == 8080, "KServe sends REST to 8080"
     assert grpc_port_of(container) == 9000, "KServe's gRPC convention is 9000"
+    # The model is served under the InferenceService's name without any model-settings.json in storageUri.
+    assert flag_value(container["args"], "--model-name") == "{{.Name}}"
     sc = container["securityContext"]
     assert sc["runAsNonRoot"] is True and sc["runAsUser"] != 0
     assert int(spec["annotations"]["prometheus.kserve.io/port"]) == metrics_port_of(container)
