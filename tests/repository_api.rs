@@ -340,7 +340,8 @@ async fn models_added_after_start_load_when_start_up_loading_is_off() {
         ])
     );
     assert_eq!(s.get("/v2/health/ready").await.0, 200);
-    // A model that fails to load: the load says why, the index too, and the server is not ready.
+    // A model that fails to load: the load and the index say why; it is not kept (404, as in MLServer) and
+    // does not hold readiness back (the other models of a Seldon server keep serving).
     let broken = write_model(dir.path(), "broken", &json!({}), None);
     std::fs::write(broken.join("model.onnx"), b"not onnx").unwrap();
     let r = s
@@ -350,19 +351,51 @@ async fn models_added_after_start_load_when_start_up_loading_is_off() {
     let listed = index(&s, &json!({})).await;
     assert_eq!(listed[0]["name"], "broken");
     assert_eq!(listed[0]["state"], "UNAVAILABLE");
+    let reason = listed[0]["reason"].as_str().unwrap();
     assert!(
-        !listed[0]["reason"].as_str().unwrap().is_empty(),
+        reason.starts_with("Model broken failed to load"),
         "{listed}"
     );
+    assert_eq!(s.get("/v2/health/ready").await.0, 200);
+    assert_error(
+        &s.post("/v2/models/broken/infer", &iris_request()).await,
+        404,
+        "Model broken not found",
+    );
+    assert_error(
+        &s.post("/v2/repository/models/broken/unload", &json!({}))
+            .await,
+        404,
+        "Model broken not found",
+    );
+}
+
+#[tokio::test]
+async fn unloading_a_model_that_failed_at_start_up_restores_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), "iris", &json!({}), Some("iris"));
+    let broken = write_model(dir.path(), "broken", &json!({}), None);
+    std::fs::write(broken.join("model.onnx"), b"not onnx").unwrap();
+    let s = TestServer::start(dir.path()).await;
+    // At start-up a broken model holds readiness back (a broken KServe revision is never promoted).
     assert_eq!(s.get("/v2/health/ready").await.0, 503);
-    // Unloading it brings readiness back.
+    assert_error(
+        &s.post("/v2/models/broken/infer", &iris_request()).await,
+        503,
+        "Model broken is not available",
+    );
     assert_eq!(
-        post_empty(&s, "/v2/repository/models/broken/unload", None)
-            .await
-            .0,
-        200
+        post_empty(&s, "/v2/repository/models/broken/unload", None).await,
+        (200, String::new())
     );
     assert_eq!(s.get("/v2/health/ready").await.0, 200);
+    assert_eq!(
+        index(&s, &json!({})).await,
+        json!([
+            entry("broken", "", "UNAVAILABLE", "unloaded"),
+            entry("iris", "", "READY", "")
+        ])
+    );
 }
 
 #[tokio::test]

@@ -2,7 +2,10 @@
 //!
 //! - Load rescans the repository root, so a model added after start, a new version or a changed file is
 //!   picked up. A version already serving keeps serving until its replacement is ready (and keeps serving if
-//!   the replacement fails to load); versions no longer on disk are unloaded.
+//!   the replacement fails to load); versions no longer on disk are unloaded. A version that fails to load and
+//!   was not serving is dropped, as MLServer does: requests get 404 and readiness is not held back by it (one
+//!   bad model loaded by Seldon's agent must not take the other models of the server out of service); the
+//!   index shows it UNAVAILABLE with the error.
 //! - Unload refuses new requests for the model (503, "is unloading"), waits for those in flight (they all get
 //!   their answers), then drops its sessions; from then on the model is unknown (404, as MLServer answers and
 //!   Seldon's agent expects).
@@ -74,16 +77,16 @@ impl Repository {
                 {
                     continue;
                 }
-                let reason = if self.lock_unloaded().contains(&source.name) {
-                    "unloaded"
-                } else {
-                    "not loaded"
-                };
+                let reason = self
+                    .lock_not_loaded()
+                    .get(&source.name)
+                    .cloned()
+                    .unwrap_or_else(|| "not loaded".into());
                 entries.push(IndexEntry {
                     name: source.name,
                     version,
                     state: IndexState::Unavailable,
-                    reason: reason.into(),
+                    reason,
                 });
             }
         }
@@ -129,7 +132,7 @@ impl Repository {
         if sources.is_empty() {
             return Err(Error::ModelNotFound(name.to_string()));
         }
-        self.lock_unloaded().remove(name);
+        self.lock_not_loaded().remove(name);
         // Versions no longer on disk go; the others load (side by side), each into its slot.
         let current = self.versions_of(name);
         let stale: Vec<Arc<Slot>> = current
@@ -151,6 +154,7 @@ impl Repository {
             }));
         }
         let mut failures = Vec::new();
+        let mut failed_slots = Vec::new();
         for task in tasks {
             let (slot, outcome) = task
                 .await
@@ -158,18 +162,25 @@ impl Repository {
             match outcome {
                 Ok(Some(old)) => drain_and_drop(old).await,
                 Ok(None) => {}
-                Err(reason) => failures.push(format!("{}: {reason}", slot.label())),
+                Err(reason) => {
+                    failures.push(format!("{}: {reason}", slot.label()));
+                    if matches!(slot.state(), ModelState::Unavailable(_)) {
+                        failed_slots.push(slot);
+                    }
+                }
             }
         }
         self.unload_slots(name, stale).await;
+        self.remove_slots(name, &failed_slots);
         if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::InvalidInput(format!(
-                "Model {name} failed to load: {}",
-                failures.join("; ")
-            )))
+            return Ok(());
         }
+        let message = format!("Model {name} failed to load: {}", failures.join("; "));
+        if !failed_slots.is_empty() {
+            self.lock_not_loaded()
+                .insert(name.to_string(), message.clone());
+        }
+        Err(Error::InvalidInput(message))
     }
 
     /// Unloads every version of `name`: new requests are refused, those in flight are answered, then the
@@ -182,7 +193,8 @@ impl Repository {
             return Err(Error::ModelNotFound(name.to_string()));
         }
         self.unload_slots(name, slots).await;
-        self.lock_unloaded().insert(name.to_string());
+        self.lock_not_loaded()
+            .insert(name.to_string(), "unloaded".into());
         Ok(())
     }
 
@@ -198,15 +210,23 @@ impl Repository {
         for model in models {
             drain_and_drop(model).await;
         }
+        self.remove_slots(name, &slots);
+        for slot in &slots {
+            tracing::info!(model = %slot.label(), "model unloaded");
+        }
+    }
+
+    /// Forgets these slots of `name`.
+    fn remove_slots(&self, name: &str, slots: &[Arc<Slot>]) {
+        if slots.is_empty() {
+            return;
+        }
         let mut all = self.models.write().unwrap_or_else(|e| e.into_inner());
         if let Some(versions) = all.get_mut(name) {
             versions.retain(|v| !slots.iter().any(|s| Arc::ptr_eq(s, v)));
             if versions.is_empty() {
                 all.remove(name);
             }
-        }
-        for slot in &slots {
-            tracing::info!(model = %slot.label(), "model unloaded");
         }
     }
 
@@ -276,8 +296,10 @@ impl Repository {
             .clone()
     }
 
-    fn lock_unloaded(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
-        self.unloaded.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock_not_loaded(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
+        self.not_loaded.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 

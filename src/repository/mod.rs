@@ -1,11 +1,12 @@
-//! The model repository: which model versions exist, their state (loading, ready, unavailable), and loading them.
+//! The model repository: which model versions exist, their state (loading, ready, unavailable, unloading), and
+//! loading them at start-up ([`lifecycle`]: the index, load and unload while running).
 
 pub mod discovery;
 pub mod lifecycle;
 pub mod settings;
 
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -86,8 +87,9 @@ pub struct Repository {
     defaults: Option<ModelSettings>,
     /// One lock per model name: loads and unloads of one model run one after the other.
     admin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Models unloaded through the repository API (the index reports them as unloaded).
-    unloaded: Mutex<HashSet<String>>,
+    /// Why a model on disk is not loaded, for the index: "unloaded", or the error of a failed load through the
+    /// repository API (such a model is not kept: it is unknown to requests, as in MLServer).
+    not_loaded: Mutex<HashMap<String, String>>,
 }
 
 impl Repository {
@@ -106,7 +108,7 @@ impl Repository {
             root,
             defaults,
             admin_locks: Mutex::new(HashMap::new()),
-            unloaded: Mutex::new(HashSet::new()),
+            not_loaded: Mutex::new(HashMap::new()),
         }
     }
 
