@@ -26,6 +26,7 @@ pub fn test_settings(root: &Path) -> Settings {
         host: "127.0.0.1".into(),
         http_port: 0,
         grpc_port: 0,
+        metrics_port: 0,
         ..Settings::default()
     }
 }
