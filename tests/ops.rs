@@ -84,14 +84,24 @@ async fn metrics_count_known_rest_and_grpc_traffic() {
         200
     );
     // Unknown models and routes must not create label values from the request.
-    assert_eq!(server.post("/v2/models/nope/infer", &iris_row(1)).await.0, 404);
+    assert_eq!(
+        server.post("/v2/models/nope/infer", &iris_row(1)).await.0,
+        404
+    );
     assert_eq!(server.get("/some/random/path/123").await.0, 404);
     assert_eq!(server.get("/v2/models/iris/ready").await.0, 200);
 
-    let mut grpc = GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
-        .await
-        .unwrap();
-    assert!(grpc.server_live(pb::ServerLiveRequest {}).await.unwrap().into_inner().live);
+    let mut grpc =
+        GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
+            .await
+            .unwrap();
+    assert!(
+        grpc.server_live(pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
     let err = grpc
         .model_metadata(pb::ModelMetadataRequest {
             name: "nope".into(),
@@ -103,40 +113,117 @@ async fn metrics_count_known_rest_and_grpc_traffic() {
 
     let text = scrape(&server).await;
     let iris = [("model", "iris"), ("version", "None")];
-    assert_eq!(sample(&text, "model_infer_request_success_total", &iris), Some(3.0), "{text}");
-    assert_eq!(sample(&text, "model_infer_request_failure_total", &iris), Some(1.0));
-    assert_eq!(sample(&text, "model_infer_request_duration_count", &iris), Some(4.0));
+    assert_eq!(
+        sample(&text, "model_infer_request_success_total", &iris),
+        Some(3.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "model_infer_request_failure_total", &iris),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "model_infer_request_duration_count", &iris),
+        Some(4.0)
+    );
     assert!(sample(&text, "model_infer_request_duration_sum", &iris).unwrap() > 0.0);
     let iris7 = [("model", "iris7"), ("version", "7")];
-    assert_eq!(sample(&text, "model_infer_request_success_total", &iris7), Some(1.0));
-    assert!(!text.contains("nope"), "unknown model names must not become labels:\n{text}");
-    assert!(!text.contains("random"), "raw paths must not become labels:\n{text}");
+    assert_eq!(
+        sample(&text, "model_infer_request_success_total", &iris7),
+        Some(1.0)
+    );
+    assert!(
+        !text.contains("nope"),
+        "unknown model names must not become labels:\n{text}"
+    );
+    assert!(
+        !text.contains("random"),
+        "raw paths must not become labels:\n{text}"
+    );
 
     // Queue depth seen by each request, and queue/compute time from the statistics (3 + 1 executions).
     let queue = [("model_name", "iris"), ("model_version", "None")];
-    assert_eq!(sample(&text, "parallel_request_queue_count", &queue), Some(4.0));
-    assert_eq!(sample(&text, "model_infer_queue_duration_seconds_count", &iris), Some(3.0));
+    assert_eq!(
+        sample(&text, "parallel_request_queue_count", &queue),
+        Some(4.0)
+    );
+    assert_eq!(
+        sample(&text, "model_infer_queue_duration_seconds_count", &iris),
+        Some(3.0)
+    );
     let infer_phase = [("model", "iris"), ("version", "None"), ("phase", "infer")];
-    assert_eq!(sample(&text, "model_infer_compute_duration_seconds_count", &infer_phase), Some(3.0));
-    assert!(sample(&text, "model_infer_compute_duration_seconds_sum", &infer_phase).unwrap() > 0.0);
-    assert_eq!(sample(&text, "model_infer_executions_total", &iris7), Some(1.0));
-    assert_eq!(sample(&text, "model_infer_inferences_total", &iris), Some(3.0));
+    assert_eq!(
+        sample(
+            &text,
+            "model_infer_compute_duration_seconds_count",
+            &infer_phase
+        ),
+        Some(3.0)
+    );
+    assert!(
+        sample(
+            &text,
+            "model_infer_compute_duration_seconds_sum",
+            &infer_phase
+        )
+        .unwrap()
+            > 0.0
+    );
+    assert_eq!(
+        sample(&text, "model_infer_executions_total", &iris7),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "model_infer_inferences_total", &iris),
+        Some(3.0)
+    );
 
     // REST: labelled by route template in MLServer's spelling, status code and app name.
     let infer_route = "/v2/models/{model_name}/infer";
-    let ok = [("method", "POST"), ("path", infer_route), ("status_code", "200"), ("app_name", "mlserver")];
+    let ok = [
+        ("method", "POST"),
+        ("path", infer_route),
+        ("status_code", "200"),
+        ("app_name", "mlserver"),
+    ];
     assert_eq!(sample(&text, "rest_server_requests_total", &ok), Some(3.0));
     let bad_input = [("path", infer_route), ("status_code", "400")];
-    assert_eq!(sample(&text, "rest_server_requests_total", &bad_input), Some(1.0));
-    let not_found = [("path", infer_route), ("status_code", "404")];
-    assert_eq!(sample(&text, "rest_server_requests_total", &not_found), Some(1.0));
-    let versioned = [("path", "/v2/models/{model_name}/versions/{model_version}/infer")];
-    assert_eq!(sample(&text, "rest_server_requests_total", &versioned), Some(1.0));
-    let unmatched = [("method", "GET"), ("path", "unmatched"), ("status_code", "404")];
-    assert_eq!(sample(&text, "rest_server_requests_total", &unmatched), Some(1.0));
-    assert_eq!(sample(&text, "rest_server_request_duration_seconds_count", &ok), Some(3.0));
     assert_eq!(
-        sample(&text, "rest_server_requests_in_progress", &[("method", "POST")]),
+        sample(&text, "rest_server_requests_total", &bad_input),
+        Some(1.0)
+    );
+    let not_found = [("path", infer_route), ("status_code", "404")];
+    assert_eq!(
+        sample(&text, "rest_server_requests_total", &not_found),
+        Some(1.0)
+    );
+    let versioned = [(
+        "path",
+        "/v2/models/{model_name}/versions/{model_version}/infer",
+    )];
+    assert_eq!(
+        sample(&text, "rest_server_requests_total", &versioned),
+        Some(1.0)
+    );
+    let unmatched = [
+        ("method", "GET"),
+        ("path", "unmatched"),
+        ("status_code", "404"),
+    ];
+    assert_eq!(
+        sample(&text, "rest_server_requests_total", &unmatched),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "rest_server_request_duration_seconds_count", &ok),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "rest_server_requests_in_progress",
+            &[("method", "POST")]
+        ),
         Some(0.0)
     );
     assert!(text.contains("# TYPE rest_server_requests_total counter"));
@@ -150,11 +237,22 @@ async fn metrics_count_known_rest_and_grpc_traffic() {
     ];
     assert_eq!(sample(&text, "grpc_server_started_total", &live), Some(1.0));
     let live_ok = [("grpc_method", "ServerLive"), ("grpc_code", "OK")];
-    assert_eq!(sample(&text, "grpc_server_handled_total", &live_ok), Some(1.0), "{text}");
-    let meta_nf = [("grpc_method", "ModelMetadata"), ("grpc_code", "NOT_FOUND")];
-    assert_eq!(sample(&text, "grpc_server_handled_total", &meta_nf), Some(1.0));
     assert_eq!(
-        sample(&text, "grpc_server_handling_seconds_count", &[("grpc_method", "ServerLive")]),
+        sample(&text, "grpc_server_handled_total", &live_ok),
+        Some(1.0),
+        "{text}"
+    );
+    let meta_nf = [("grpc_method", "ModelMetadata"), ("grpc_code", "NOT_FOUND")];
+    assert_eq!(
+        sample(&text, "grpc_server_handled_total", &meta_nf),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "grpc_server_handling_seconds_count",
+            &[("grpc_method", "ServerLive")]
+        ),
         Some(1.0)
     );
 
@@ -174,11 +272,21 @@ async fn a_null_metrics_endpoint_disables_the_listener() {
     })
     .await;
     assert!(server.server.metrics_addr.is_none());
-    assert_eq!(server.post("/v2/models/iris/infer", &iris_row(1)).await.0, 200);
-    let mut grpc = GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
-        .await
-        .unwrap();
-    assert!(grpc.server_live(pb::ServerLiveRequest {}).await.unwrap().into_inner().live);
+    assert_eq!(
+        server.post("/v2/models/iris/infer", &iris_row(1)).await.0,
+        200
+    );
+    let mut grpc =
+        GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
+            .await
+            .unwrap();
+    assert!(
+        grpc.server_live(pb::ServerLiveRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .live
+    );
 }
 
 #[tokio::test]
@@ -196,11 +304,21 @@ async fn metrics_endpoint_path_is_configurable() {
     assert_eq!(r.status(), 200);
     let text = r.text().await.unwrap();
     assert_eq!(
-        sample(&text, "oxi_rest_requests_total", &[("path", "/v2/health/live")]),
+        sample(
+            &text,
+            "oxi_rest_requests_total",
+            &[("path", "/v2/health/live")]
+        ),
         Some(1.0),
         "{text}"
     );
-    assert_eq!(reqwest::get(format!("http://{addr}/metrics")).await.unwrap().status(), 404);
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/metrics"))
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
 }
 
 fn cors(value: Value) -> Option<CorsSettings> {
@@ -210,7 +328,10 @@ fn cors(value: Value) -> Option<CorsSettings> {
 async fn preflight(server: &TestServer, origin: &str) -> reqwest::Response {
     server
         .client
-        .request(reqwest::Method::OPTIONS, server.url("/v2/models/iris/infer"))
+        .request(
+            reqwest::Method::OPTIONS,
+            server.url("/v2/models/iris/infer"),
+        )
         .header("origin", origin)
         .header("access-control-request-method", "POST")
         .header("access-control-request-headers", "content-type")
@@ -239,15 +360,28 @@ async fn cors_preflight_follows_cors_settings() {
     .await;
     let r = preflight(&server, "https://ok.example").await;
     assert!(r.status().is_success());
-    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://ok.example"));
-    let methods = header(&r, "access-control-allow-methods").unwrap().to_ascii_uppercase();
-    assert!(methods.contains("POST") && methods.contains("GET"), "{methods}");
-    assert!(header(&r, "access-control-allow-headers").unwrap().contains("content-type"));
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://ok.example")
+    );
+    let methods = header(&r, "access-control-allow-methods")
+        .unwrap()
+        .to_ascii_uppercase();
+    assert!(
+        methods.contains("POST") && methods.contains("GET"),
+        "{methods}"
+    );
+    assert!(header(&r, "access-control-allow-headers")
+        .unwrap()
+        .contains("content-type"));
     assert_eq!(header(&r, "access-control-max-age"), Some("120"));
     assert_eq!(header(&r, "access-control-allow-credentials"), None);
 
     let r = preflight(&server, "https://team.corp.example").await;
-    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://team.corp.example"));
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://team.corp.example")
+    );
     for origin in ["https://evil.example", "https://team.corp.example.evil.com"] {
         let r = preflight(&server, origin).await;
         assert_eq!(header(&r, "access-control-allow-origin"), None, "{origin}");
@@ -263,15 +397,22 @@ async fn cors_preflight_follows_cors_settings() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://ok.example"));
-    assert!(header(&r, "access-control-expose-headers").unwrap().contains("x-request-id"));
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://ok.example")
+    );
+    assert!(header(&r, "access-control-expose-headers")
+        .unwrap()
+        .contains("x-request-id"));
 }
 
 #[tokio::test]
 async fn cors_wildcards_and_absence() {
     let dir = fixture();
     let any = TestServer::start_with(Settings {
-        cors_settings: cors(json!({"allow_origins": ["*"], "allow_methods": ["*"], "allow_headers": ["*"]})),
+        cors_settings: cors(
+            json!({"allow_origins": ["*"], "allow_methods": ["*"], "allow_headers": ["*"]}),
+        ),
         ..test_settings(dir.path())
     })
     .await;
@@ -280,12 +421,17 @@ async fn cors_wildcards_and_absence() {
 
     // With credentials, `*` cannot be sent: the origin is echoed (as Starlette does).
     let creds = TestServer::start_with(Settings {
-        cors_settings: cors(json!({"allow_origins": ["*"], "allow_credentials": true, "allow_methods": ["*"]})),
+        cors_settings: cors(
+            json!({"allow_origins": ["*"], "allow_credentials": true, "allow_methods": ["*"]}),
+        ),
         ..test_settings(dir.path())
     })
     .await;
     let r = preflight(&creds, "https://app.example").await;
-    assert_eq!(header(&r, "access-control-allow-origin"), Some("https://app.example"));
+    assert_eq!(
+        header(&r, "access-control-allow-origin"),
+        Some("https://app.example")
+    );
     assert_eq!(header(&r, "access-control-allow-credentials"), Some("true"));
 
     // No cors_settings (MLServer's default): no CORS headers at all.
@@ -332,11 +478,14 @@ async fn gzip_responses_and_request_bodies() {
     assert_eq!(header(&r, "content-encoding"), None);
 
     // A gzip request body is accepted, and a deflate one.
-    for (encoding, bytes) in [("gzip", gzip(&body)), ("deflate", {
-        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(&body).unwrap();
-        e.finish().unwrap()
-    })] {
+    for (encoding, bytes) in [
+        ("gzip", gzip(&body)),
+        ("deflate", {
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&body).unwrap();
+            e.finish().unwrap()
+        }),
+    ] {
         let r = server
             .client
             .post(server.url("/v2/models/iris/infer"))
@@ -348,7 +497,11 @@ async fn gzip_responses_and_request_bodies() {
             .unwrap();
         assert_eq!(r.status(), 200, "{encoding}");
         let answer: Value = r.json().await.unwrap();
-        assert_eq!(answer["outputs"][0]["data"], json!(vec![2; 50]), "{encoding}");
+        assert_eq!(
+            answer["outputs"][0]["data"],
+            json!(vec![2; 50]),
+            "{encoding}"
+        );
     }
 
     // Other encodings: 415 in the server's error shape.
@@ -406,7 +559,10 @@ async fn bodies_over_the_limit_get_413_even_when_compressed() {
         ..test_settings(dir.path())
     })
     .await;
-    assert_eq!(server.post("/v2/models/iris/infer", &iris_row(2)).await.0, 200);
+    assert_eq!(
+        server.post("/v2/models/iris/infer", &iris_row(2)).await.0,
+        200
+    );
     let big = serde_json::to_vec(&iris_row(200)).unwrap();
     assert!(big.len() > 2000);
     let r = server
@@ -432,7 +588,11 @@ async fn bodies_over_the_limit_get_413_even_when_compressed() {
         .await
         .unwrap();
     let status = r.status().as_u16();
-    assert_error(&(status, r.json().await.unwrap()), 413, "max_request_body_size");
+    assert_error(
+        &(status, r.json().await.unwrap()),
+        413,
+        "max_request_body_size",
+    );
 }
 
 #[tokio::test]
@@ -443,9 +603,14 @@ async fn root_path_serves_routes_under_the_prefix_and_without_it() {
         ..test_settings(dir.path())
     })
     .await;
-    assert_eq!(server.get("/seldon/ns/iris/v2/health/ready").await, (200, json!({"ready": true})));
+    assert_eq!(
+        server.get("/seldon/ns/iris/v2/health/ready").await,
+        (200, json!({"ready": true}))
+    );
     assert_eq!(server.get("/v2/health/ready").await.0, 200);
-    let (status, body) = server.post("/seldon/ns/iris/v2/models/iris/infer", &iris_row(1)).await;
+    let (status, body) = server
+        .post("/seldon/ns/iris/v2/models/iris/infer", &iris_row(1))
+        .await;
     assert_eq!(status, 200);
     assert_eq!(body["outputs"][0]["data"], json!([2]));
     assert_eq!(server.get("/seldon/ns/irisX/v2/health/ready").await.0, 404);
@@ -455,7 +620,11 @@ async fn root_path_serves_routes_under_the_prefix_and_without_it() {
     // Metrics label the route, not the prefix.
     let text = scrape(&server).await;
     assert_eq!(
-        sample(&text, "rest_server_requests_total", &[("path", "/v2/models/{model_name}/infer")]),
+        sample(
+            &text,
+            "rest_server_requests_total",
+            &[("path", "/v2/models/{model_name}/infer")]
+        ),
         Some(1.0),
         "{text}"
     );
@@ -473,19 +642,28 @@ async fn request_ids_are_echoed_or_generated() {
         .await
         .unwrap();
     assert_eq!(header(&r, "x-request-id"), Some("trace-me-42"));
-    let r = server.client.get(server.url("/v2/models/nope")).send().await.unwrap();
+    let r = server
+        .client
+        .get(server.url("/v2/models/nope"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     let generated = header(&r, "x-request-id").unwrap();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
 
     // gRPC too, in the response metadata.
-    let mut grpc = GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
-        .await
-        .unwrap();
+    let mut grpc =
+        GrpcInferenceServiceClient::connect(format!("http://{}", server.server.grpc_addr))
+            .await
+            .unwrap();
     let mut request = tonic::Request::new(pb::ServerLiveRequest {});
     request
         .metadata_mut()
         .insert("x-request-id", "grpc-id-7".parse().unwrap());
     let response = grpc.server_live(request).await.unwrap();
-    assert_eq!(response.metadata().get("x-request-id").unwrap(), "grpc-id-7");
+    assert_eq!(
+        response.metadata().get("x-request-id").unwrap(),
+        "grpc-id-7"
+    );
 }
