@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the models of a model repository (MLServer layout: settings.json + **/model-settings.json).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
     /// Ask a running server whether it is ready (GET /v2/health/ready): exit 0 if ready, 1 if not.
     /// For container HEALTHCHECKs in images without a shell or curl.
     Health(HealthArgs),
@@ -208,7 +208,7 @@ fn init_logging(settings: &Settings) {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Start(args) => start(args),
+        Command::Start(args) => start(*args),
         Command::Health(args) => health(&args),
     }
 }

@@ -1,6 +1,5 @@
 //! Binding the listeners and running the server until it is told to stop, then draining in-flight requests.
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,10 +43,8 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
 }
 
 /// Completes when the stop flag turns true (or its sender is gone).
-fn stopped(mut stop: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    }
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Binds the REST listener on `host:http_port`, the gRPC listener on `host:grpc_port` and, unless metrics are

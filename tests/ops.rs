@@ -57,7 +57,7 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
 
 fn iris_row(rows: usize) -> Value {
     json!({"inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
-                       "data": vec![6.7, 3.0, 5.2, 2.3].repeat(rows)}]})
+                       "data": ([6.7, 3.0, 5.2, 2.3].repeat(rows))}]})
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {

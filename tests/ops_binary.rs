@@ -143,7 +143,7 @@ const ROWS: usize = 2_000;
 /// An iris request body of `ROWS` rows.
 fn iris_body() -> Vec<u8> {
     serde_json::to_vec(&json!({"inputs": [{"name": "input", "shape": [ROWS, 4],
-        "datatype": "FP32", "data": vec![6.7, 3.0, 5.2, 2.3].repeat(ROWS)}]}))
+        "datatype": "FP32", "data": ([6.7, 3.0, 5.2, 2.3].repeat(ROWS))}]}))
     .unwrap()
 }
 

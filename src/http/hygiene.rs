@@ -192,7 +192,7 @@ pub fn strip_root_path(root: &str) -> impl Fn(Request) -> Request + Clone + Send
         }
         let path = request.uri().path();
         let rest = match path.strip_prefix(root.as_str()) {
-            Some(rest) if rest.is_empty() => "/",
+            Some("") => "/",
             Some(rest) if rest.starts_with('/') => rest,
             _ => return request,
         };

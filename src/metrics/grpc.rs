@@ -16,8 +16,15 @@ use tower::{Layer, Service};
 
 use super::{Metrics, GRPC_HANDLED, GRPC_HANDLING, GRPC_STARTED};
 
+/// A served service: its name, unary methods, and streaming methods with their gRPC type.
+type KnownService = (
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+);
+
 /// Services and methods served, with their gRPC type (`UNARY`, `SERVER_STREAM`, `BIDI_STREAM`).
-const KNOWN: &[(&str, &[&str], &[(&str, &str)])] = &[
+const KNOWN: &[KnownService] = &[
     (
         "inference.GRPCInferenceService",
         &[
