@@ -120,6 +120,8 @@ pub struct Metrics {
     handle: PrometheusHandle,
     /// The REST metric names under that prefix.
     pub(crate) rest_names: RestNames,
+    /// REST handles registered so far.
+    pub(crate) rest_handles: rest::RestHandles,
     models: RwLock<ModelMap>,
 }
 
@@ -149,6 +151,7 @@ impl Metrics {
                 duration: format!("{rest_prefix}_request_duration_seconds").into(),
                 in_progress: format!("{rest_prefix}_requests_in_progress").into(),
             },
+            rest_handles: rest::RestHandles::default(),
             models: RwLock::new(HashMap::new()),
         };
         metrics.describe();
