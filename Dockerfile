@@ -41,5 +41,8 @@ USER 65532:65532
 WORKDIR /mnt/models
 ENV MLSERVER_HOST=0.0.0.0
 EXPOSE 8080 8081 8082
+# Shell-less health check: `oxinfer health` GETs /v2/health/ready on MLSERVER_HTTP_PORT (8080) and exits 0 or 1.
+# (Docker and podman --format docker honour it; Kubernetes uses its own probes, see k8s/.)
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["/opt/oxinfer/oxinfer", "health"]
 ENTRYPOINT ["/opt/oxinfer/oxinfer"]
 CMD ["start", "/mnt/models"]

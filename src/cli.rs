@@ -23,7 +23,24 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the models of a model repository (MLServer layout: settings.json + **/model-settings.json).
-    Start(StartArgs),
+    Start(Box<StartArgs>),
+    /// Ask a running server whether it is ready (GET /v2/health/ready): exit 0 if ready, 1 if not.
+    /// For container HEALTHCHECKs in images without a shell or curl.
+    Health(HealthArgs),
+}
+
+/// Where the server to check listens.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// Host of the server.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// REST port of the server.
+    #[arg(long, env = "MLSERVER_HTTP_PORT", default_value_t = 8080)]
+    pub http_port: u16,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 5.0)]
+    pub timeout: f64,
 }
 
 /// Flags override `MLSERVER_*` environment variables, which override FOLDER/settings.json.
@@ -74,6 +91,28 @@ pub struct StartArgs {
     /// Log JSON lines instead of text [env: MLSERVER_USE_STRUCTURED_LOGGING].
     #[arg(long)]
     pub use_structured_logging: bool,
+    /// Port of the Prometheus metrics listener; 0 picks a free port [env: MLSERVER_METRICS_PORT] [default: 8082].
+    #[arg(long)]
+    pub metrics_port: Option<u16>,
+    /// Path of the Prometheus endpoint; `null` disables metrics [env: MLSERVER_METRICS_ENDPOINT]
+    /// [default: /metrics].
+    #[arg(long)]
+    pub metrics_endpoint: Option<String>,
+    /// Also serve the REST routes under this prefix (behind a proxy) [env: MLSERVER_ROOT_PATH].
+    #[arg(long)]
+    pub root_path: Option<String>,
+    /// Compress responses (gzip, deflate) for clients that accept it and accept compressed request bodies:
+    /// true or false [env: MLSERVER_GZIP_ENABLED] [default: true].
+    #[arg(long)]
+    pub gzip_enabled: Option<bool>,
+    /// Largest request body in bytes, after decompression; larger ones get 413
+    /// [env: MLSERVER_MAX_REQUEST_BODY_SIZE] [default: 67108864 (64 MiB)].
+    #[arg(long)]
+    pub max_request_body_size: Option<usize>,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT
+    /// [env: MLSERVER_GRACEFUL_SHUTDOWN_TIMEOUT] [default: 30].
+    #[arg(long)]
+    pub graceful_shutdown_timeout: Option<f64>,
     /// The ONNX Runtime 1.31.1 library (libonnxruntime.so). Else: ORT_DYLIB_PATH, next to the binary,
     /// then the copy provisioned by scripts/provision-ort.sh.
     #[arg(long)]
@@ -116,6 +155,24 @@ impl StartArgs {
         put(
             "use_structured_logging",
             self.use_structured_logging.then_some(Value::Bool(true)),
+        );
+        put("metrics_port", self.metrics_port.map(Value::from));
+        put(
+            "metrics_endpoint",
+            self.metrics_endpoint.as_deref().map(|e| match e.trim() {
+                "" | "null" | "none" | "None" => Value::Null,
+                path => Value::from(path),
+            }),
+        );
+        put("root_path", self.root_path.clone().map(Value::from));
+        put("gzip_enabled", self.gzip_enabled.map(Value::from));
+        put(
+            "max_request_body_size",
+            self.max_request_body_size.map(Value::from),
+        );
+        put(
+            "graceful_shutdown_timeout",
+            self.graceful_shutdown_timeout.map(Value::from),
         );
         put(
             "onnxruntime_lib",
@@ -193,7 +250,8 @@ pub fn with_default_command(mut args: Vec<OsString>) -> Vec<OsString> {
 pub fn main() -> ExitCode {
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
     match cli.command {
-        Command::Start(args) => start(args),
+        Command::Start(args) => start(*args),
+        Command::Health(args) => health(&args),
     }
 }
 
@@ -234,8 +292,13 @@ fn start(args: StartArgs) -> ExitCode {
             }
         };
         wait_for_signal().await;
-        tracing::info!("shutting down");
-        server.shutdown(Duration::from_secs(30)).await;
+        let grace = Duration::from_secs_f64(server.service.settings().graceful_shutdown_timeout);
+        tracing::info!(
+            "shutting down: no new connections; waiting up to {grace:?} for in-flight requests"
+        );
+        if server.shutdown(grace).await {
+            tracing::info!("all in-flight requests finished; exiting");
+        }
         ExitCode::SUCCESS
     })
 }
@@ -263,6 +326,25 @@ async fn wait_for_signal() {
     }
 }
 
+/// `oxinfer health`: a tiny HTTP/1.1 GET of `/v2/health/ready`; 0 when it answers 200, 1 otherwise.
+fn health(args: &HealthArgs) -> ExitCode {
+    match crate::healthcheck::ready(
+        &args.host,
+        args.http_port,
+        Duration::from_secs_f64(args.timeout.max(0.001)),
+    ) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("not ready");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,7 +353,7 @@ mod tests {
         let args = with_default_command(args.iter().map(OsString::from).collect());
         #[allow(unreachable_patterns)]
         match Cli::try_parse_from(args).unwrap().command {
-            Command::Start(start) => start,
+            Command::Start(start) => *start,
             other => panic!("not start: {other:?}"),
         }
     }

@@ -37,14 +37,21 @@ pub struct Settings {
     /// Prefix under which the REST routes are served (behind a proxy).
     #[serde(deserialize_with = "lenient_string")]
     pub root_path: String,
-    /// CORS settings (allow_origins, allow_methods, ...).
-    pub cors_settings: Option<Value>,
+    /// CORS settings (MLServer's fields); absent = no CORS headers at all, as MLServer.
+    pub cors_settings: Option<CorsSettings>,
     /// Path of the Prometheus endpoint; null disables metrics.
     pub metrics_endpoint: Option<String>,
     /// Port of the metrics listener.
     pub metrics_port: u16,
-    /// Gzip responses and accept gzip request bodies.
+    /// Prefix of the REST metrics (`rest_server_requests_total`, ...), as MLServer.
+    #[serde(deserialize_with = "lenient_string")]
+    pub metrics_rest_server_prefix: String,
+    /// Gzip (and deflate) responses when the client accepts them, and accept compressed request bodies.
     pub gzip_enabled: bool,
+    /// Largest request body, in bytes (after decompression); larger ones get 413.
+    pub max_request_body_size: usize,
+    /// Seconds that in-flight requests get to finish after SIGTERM before the server stops anyway.
+    pub graceful_shutdown_timeout: f64,
     /// JSON log lines instead of text.
     pub use_structured_logging: bool,
     /// Requests that may wait in each model's queue before new ones get 429.
@@ -75,12 +82,87 @@ impl Default for Settings {
             cors_settings: None,
             metrics_endpoint: Some("/metrics".into()),
             metrics_port: 8082,
+            metrics_rest_server_prefix: "rest_server".into(),
             gzip_enabled: true,
+            max_request_body_size: 64 * 1024 * 1024,
+            graceful_shutdown_timeout: 30.0,
             use_structured_logging: false,
             model_queue_size: 1024,
             onnxruntime_lib: None,
             default_model: None,
         }
+    }
+}
+
+/// MLServer's `cors_settings` (Starlette's CORSMiddleware options), with MLServer's defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default)]
+pub struct CorsSettings {
+    /// Origins allowed to make cross-origin requests; `["*"]` allows any.
+    #[serde(deserialize_with = "null_is_default")]
+    pub allow_origins: Vec<String>,
+    /// A regular expression an origin must match in full to be allowed (in addition to `allow_origins`).
+    pub allow_origin_regex: Option<String>,
+    /// Allow cookies and credentials on cross-origin requests.
+    #[serde(deserialize_with = "null_is_default")]
+    pub allow_credentials: bool,
+    /// Methods allowed on cross-origin requests; `["*"]` allows any.
+    #[serde(deserialize_with = "null_is_default")]
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed on cross-origin requests; `["*"]` allows any.
+    #[serde(deserialize_with = "null_is_default")]
+    pub allow_headers: Vec<String>,
+    /// Response headers the browser may read.
+    #[serde(deserialize_with = "null_is_default")]
+    pub expose_headers: Vec<String>,
+    /// Seconds a browser may cache a preflight answer.
+    pub max_age: Option<u64>,
+}
+
+impl Default for CorsSettings {
+    fn default() -> Self {
+        CorsSettings {
+            allow_origins: Vec::new(),
+            allow_origin_regex: None,
+            allow_credentials: false,
+            allow_methods: vec!["GET".into()],
+            allow_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age: Some(600),
+        }
+    }
+}
+
+impl CorsSettings {
+    /// Checks what serde cannot: origins, methods and headers are valid HTTP values, the regex compiles.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |what: &str, value: &str| {
+            ConfigError(format!("invalid setting cors_settings.{what}: {value:?}"))
+        };
+        for origin in &self.allow_origins {
+            axum::http::HeaderValue::from_str(origin).map_err(|_| bad("allow_origins", origin))?;
+        }
+        for method in self.allow_methods.iter().filter(|m| *m != "*") {
+            axum::http::Method::from_bytes(method.as_bytes())
+                .map_err(|_| bad("allow_methods", method))?;
+        }
+        for header in self
+            .allow_headers
+            .iter()
+            .chain(&self.expose_headers)
+            .filter(|h| *h != "*")
+        {
+            axum::http::HeaderName::from_bytes(header.as_bytes())
+                .map_err(|_| bad("allow_headers/expose_headers", header))?;
+        }
+        if let Some(regex) = &self.allow_origin_regex {
+            regex::Regex::new(regex).map_err(|e| {
+                ConfigError(format!(
+                    "invalid setting cors_settings.allow_origin_regex {regex:?}: {e}"
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -101,7 +183,10 @@ const KNOWN: &[&str] = &[
     "cors_settings",
     "metrics_endpoint",
     "metrics_port",
+    "metrics_rest_server_prefix",
     "gzip_enabled",
+    "max_request_body_size",
+    "graceful_shutdown_timeout",
     "use_structured_logging",
     "model_queue_size",
     "onnxruntime_lib",
@@ -114,7 +199,6 @@ const IGNORED: &[&str] = &[
     "model_repository_implementation",
     "model_repository_implementation_args",
     "metrics_dir",
-    "metrics_rest_server_prefix",
     "logging_settings",
     "kafka_enabled",
     "kafka_servers",
@@ -203,6 +287,34 @@ impl Layers {
         if settings.parallel_workers > 256 {
             return Err(ConfigError("parallel_workers must be at most 256".into()));
         }
+        if let Some(cors) = &settings.cors_settings {
+            cors.validate()?;
+        }
+        if settings.max_request_body_size == 0 {
+            return Err(ConfigError(
+                "max_request_body_size must be at least 1 byte".into(),
+            ));
+        }
+        if !(settings.graceful_shutdown_timeout.is_finite()
+            && settings.graceful_shutdown_timeout >= 0.0)
+        {
+            return Err(ConfigError(
+                "graceful_shutdown_timeout must be a number of seconds, 0 or more".into(),
+            ));
+        }
+        if let Some(endpoint) = &settings.metrics_endpoint {
+            if !endpoint.starts_with('/') {
+                return Err(ConfigError(format!(
+                    "metrics_endpoint must start with '/' (got {endpoint:?})"
+                )));
+            }
+        }
+        if !settings.root_path.is_empty() && !settings.root_path.starts_with('/') {
+            return Err(ConfigError(format!(
+                "root_path must be empty or start with '/' (got {:?})",
+                settings.root_path
+            )));
+        }
         if settings.model_queue_size == 0 {
             return Err(ConfigError("model_queue_size must be at least 1".into()));
         }
@@ -228,6 +340,15 @@ fn env_layer(env: impl Iterator<Item = (String, String)>) -> Map<String, Value> 
 /// An env value as JSON: `8080` -> number, `true` -> bool, `["a"]` -> array, anything else -> string.
 pub fn env_value(value: &str) -> Value {
     serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_string()))
+}
+
+/// Reads `null` as the type's default (MLServer's optional CORS fields may be written as null).
+fn null_is_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 /// Accepts a string, or a number/bool written where a string belongs (as env values often are).

@@ -10,7 +10,7 @@
 //! 4. The transport encodes the [`service::InferResponse`]; errors are one [`error::Error`] mapped once to a status.
 //!
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
-//! [`server`] (listeners and shutdown).
+//! [`server`] (listeners and shutdown), [`metrics`] (Prometheus, MLServer's names).
 
 pub mod classification;
 pub mod cli;
@@ -18,7 +18,9 @@ pub mod codec;
 pub mod config;
 pub mod error;
 pub mod grpc;
+pub mod healthcheck;
 pub mod http;
+pub mod metrics;
 pub mod model;
 pub mod repository;
 pub mod runtime;

@@ -1,15 +1,22 @@
-//! Binding the listeners and running the server until it is told to stop.
+//! Binding the listeners and running the server until it is told to stop, then draining in-flight requests.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::extract::Request;
+use axum::ServiceExt;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::Layer;
 
 use crate::config::Settings;
+use crate::http::hygiene;
 use crate::service::Service;
+
+/// How often recorded histogram samples are folded into their buckets when nobody scrapes.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 
 /// A started server: its bound addresses, its core, and the handle that stops it.
 pub struct RunningServer {
@@ -17,11 +24,15 @@ pub struct RunningServer {
     pub http_addr: SocketAddr,
     /// The gRPC listener's address (useful with port 0).
     pub grpc_addr: SocketAddr,
+    /// The metrics listener's address; `None` when `metrics_endpoint` is null.
+    pub metrics_addr: Option<SocketAddr>,
     pub service: Arc<Service>,
-    shutdown: Option<oneshot::Sender<()>>,
+    /// Set to true to stop accepting connections and start draining.
+    stop: watch::Sender<bool>,
     http_task: JoinHandle<std::io::Result<()>>,
-    grpc_shutdown: Option<oneshot::Sender<()>>,
     grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    metrics_task: Option<JoinHandle<std::io::Result<()>>>,
+    upkeep_task: Option<JoinHandle<()>>,
 }
 
 /// Binds `host:port`, naming the address in the error.
@@ -31,64 +42,114 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: {e}")))
 }
 
-/// Binds the REST listener on `host:http_port` and the gRPC listener on `host:grpc_port` and starts serving;
-/// models load in the background (readiness turns true once they have).
+/// Completes when the stop flag turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// Binds the REST listener on `host:http_port`, the gRPC listener on `host:grpc_port` and, unless metrics are
+/// off, the metrics listener on `host:metrics_port`, and starts serving; models load in the background
+/// (readiness turns true once they have).
 pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     let listener = bind(&settings.host, settings.http_port).await?;
     let grpc_listener = bind(&settings.host, settings.grpc_port).await?;
+    let metrics_listener = match &settings.metrics_endpoint {
+        Some(_) => Some(bind(&settings.host, settings.metrics_port).await?),
+        None => None,
+    };
     let http_addr = listener.local_addr()?;
     let grpc_addr = grpc_listener.local_addr()?;
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()?;
+    let root_path = settings.root_path.clone();
     let service = Service::new(settings);
     let loader = service.clone();
     tokio::spawn(async move { loader.load_at_startup().await });
-    let app = crate::http::router(service.clone());
-    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (stop, stop_rx) = watch::channel(false);
+
+    let routes = hygiene::wrap(crate::http::router(service.clone()), &service);
+    let app = tower::util::MapRequestLayer::new(hygiene::strip_root_path(&root_path)).layer(routes);
+    let http_stop = stopped(stop_rx.clone());
     let http_task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown_rx.await;
-            })
+        axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
+            .with_graceful_shutdown(http_stop)
             .await
     });
     tracing::info!(address = %http_addr, "HTTP server listening on {http_addr}");
-    let (grpc_shutdown_tx, grpc_shutdown_rx) = oneshot::channel::<()>();
+
     let grpc_service = service.clone();
+    let grpc_stop = stopped(stop_rx.clone());
     let grpc_task = tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = grpc_shutdown_rx.await;
-        };
-        let result = crate::grpc::serve(grpc_listener, grpc_service, shutdown).await;
+        let result = crate::grpc::serve(grpc_listener, grpc_service, grpc_stop).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "the gRPC server stopped");
         }
         result
     });
     tracing::info!(address = %grpc_addr, "gRPC server listening on {grpc_addr}");
+
+    let (metrics_task, upkeep_task) = match (metrics_listener, &service.settings().metrics_endpoint)
+    {
+        (Some(metrics_listener), Some(endpoint)) => {
+            let app = crate::metrics::router(service.clone(), endpoint);
+            let metrics_stop = stopped(stop_rx.clone());
+            let task = tokio::spawn(async move {
+                axum::serve(metrics_listener, app)
+                    .with_graceful_shutdown(metrics_stop)
+                    .await
+            });
+            let metrics = service.metrics().clone();
+            let upkeep = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(METRICS_UPKEEP);
+                loop {
+                    tick.tick().await;
+                    metrics.run_upkeep();
+                }
+            });
+            if let Some(addr) = metrics_addr {
+                tracing::info!(address = %addr, "Metrics server listening on {addr}{endpoint}");
+            }
+            (Some(task), Some(upkeep))
+        }
+        _ => (None, None),
+    };
     Ok(RunningServer {
         http_addr,
         grpc_addr,
+        metrics_addr,
         service,
-        shutdown: Some(shutdown_tx),
+        stop,
         http_task,
-        grpc_shutdown: Some(grpc_shutdown_tx),
         grpc_task,
+        metrics_task,
+        upkeep_task,
     })
 }
 
 impl RunningServer {
-    /// Stops accepting connections on both listeners and waits up to `grace` for in-flight requests to finish.
-    pub async fn shutdown(mut self, grace: Duration) {
-        for tx in [self.shutdown.take(), self.grpc_shutdown.take()]
-            .into_iter()
-            .flatten()
-        {
-            let _ = tx.send(());
+    /// Stops accepting connections on every listener and waits up to `grace` for in-flight requests (REST and
+    /// gRPC) to finish; returns whether they all did.
+    pub async fn shutdown(mut self, grace: Duration) -> bool {
+        let _ = self.stop.send(true);
+        if let Some(upkeep) = self.upkeep_task.take() {
+            upkeep.abort();
         }
-        let both = async { tokio::join!(&mut self.http_task, &mut self.grpc_task) };
-        if tokio::time::timeout(grace, both).await.is_err() {
+        let metrics_task = self.metrics_task.take();
+        let all = async {
+            let _ = tokio::join!(&mut self.http_task, &mut self.grpc_task, async {
+                if let Some(task) = metrics_task {
+                    let _ = task.await;
+                }
+            });
+        };
+        if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
             self.http_task.abort();
             self.grpc_task.abort();
+            return false;
         }
+        true
     }
 }

@@ -10,6 +10,7 @@ use crate::classification;
 use crate::codec;
 use crate::config::Settings;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::model::stats::ModelStatistics;
 use crate::model::TensorSpec;
 use crate::repository::ModelState;
@@ -77,6 +78,8 @@ pub const IMPLEMENTED_EXTENSIONS: &[&str] = &[
 pub struct Service {
     pub repository: Arc<Repository>,
     settings: Settings,
+    /// Prometheus metrics (recorded here for models, by the transports' layers for requests).
+    metrics: Arc<Metrics>,
 }
 
 impl Service {
@@ -88,12 +91,17 @@ impl Service {
                 settings.model_repository_root.clone(),
                 settings.default_model.clone(),
             )),
+            metrics: Metrics::new(&settings),
             settings,
         })
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Discovers and loads the repository's models, unless `load_models_at_startup` is off.
@@ -246,12 +254,17 @@ impl Service {
         request: InferRequest,
     ) -> Result<InferResponse, Error> {
         let model = self.repository.ready_model(name, version)?;
+        let metrics = self.metrics.model(&model.name, model.version.as_deref());
+        if let Some(m) = &metrics {
+            m.record_parallel_queue(model.workers.queued());
+        }
         let started = Instant::now();
         let result = run(&model, request).await;
-        model
-            .workers
-            .stats
-            .record_request(result.is_ok(), started.elapsed());
+        let elapsed = started.elapsed();
+        model.workers.stats.record_request(result.is_ok(), elapsed);
+        if let Some(m) = &metrics {
+            m.record(result.is_ok(), elapsed);
+        }
         result
     }
 

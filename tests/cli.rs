@@ -118,6 +118,8 @@ fn the_binary_serves_the_bundled_repository() {
                 "0",
                 "--grpc-port",
                 "0",
+                "--metrics-port",
+                "0",
             ])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())

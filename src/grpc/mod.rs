@@ -39,6 +39,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     let limit = limits::max_message_length(service.settings());
+    let metrics = service.metrics().clone();
     let inference = pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(
         inference::Inference::new(service.clone(), limit),
     )
@@ -56,7 +57,21 @@ pub async fn serve(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the descriptor sets built into the binary are valid");
+    let request_id = axum::http::HeaderName::from_static(crate::http::hygiene::REQUEST_ID);
+    // The first layer is the outermost: metrics see the final status code.
     Server::builder()
+        .layer(crate::metrics::grpc::GrpcMetricsLayer::new(metrics))
+        .layer(tower_http::request_id::SetRequestIdLayer::new(
+            request_id.clone(),
+            tower_http::request_id::MakeRequestUuid,
+        ))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_grpc()
+                .make_span_with(crate::http::hygiene::request_span),
+        )
+        .layer(tower_http::request_id::PropagateRequestIdLayer::new(
+            request_id,
+        ))
         .layer(tower::util::MapResponseLayer::new(
             limits::too_large_is_resource_exhausted,
         ))

@@ -91,7 +91,7 @@ pub async fn infer(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
-    let body = body.map_err(body_error)?;
+    let body = body.map_err(|e| body_error(e, service.settings().max_request_body_size))?;
     let version = path.version.as_deref();
     let (request, raw_body) = match split_body(&headers, &body)? {
         Body::Json(json) => (parse_infer_request(json)?, false),
@@ -147,11 +147,10 @@ pub async fn model_statistics(
 }
 
 /// Maps a body read failure (too large, aborted) to the server's error shape.
-fn body_error(rejection: BytesRejection) -> Error {
+fn body_error(rejection: BytesRejection, limit: usize) -> Error {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         Error::PayloadTooLarge(format!(
-            "request body is larger than the limit of {} bytes",
-            super::MAX_BODY_BYTES
+            "request body is larger than the limit of {limit} bytes (max_request_body_size)"
         ))
     } else {
         Error::InvalidInput(format!(

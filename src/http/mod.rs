@@ -2,22 +2,19 @@
 
 pub mod binary;
 mod handlers;
+pub mod hygiene;
 mod repository;
 pub mod types;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
-use tower_http::trace::TraceLayer;
 
 use crate::service::Service;
 
-/// Largest request body accepted.
-pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
-
 /// The V2 REST routes; every model route exists with and without `/versions/{version}`.
+/// The body limit, tracing, CORS, compression and metrics are added by [`hygiene::wrap`].
 pub fn router(service: Arc<Service>) -> Router {
     Router::new()
         .route("/v2/health/live", get(handlers::live))
@@ -57,7 +54,5 @@ pub fn router(service: Arc<Service>) -> Router {
         )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
         .with_state(service)
 }

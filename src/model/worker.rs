@@ -119,6 +119,11 @@ impl Workers {
         }
     }
 
+    /// Requests waiting in the queue for a worker (for the queue-depth metric).
+    pub fn queued(&self) -> usize {
+        self.sender.as_ref().map_or(0, |s| s.len())
+    }
+
     /// Number of instances (threads) serving this model.
     pub fn instances(&self) -> usize {
         self.threads.len()

@@ -26,6 +26,7 @@ pub fn test_settings(root: &Path) -> Settings {
         host: "127.0.0.1".into(),
         http_port: 0,
         grpc_port: 0,
+        metrics_port: 0,
         ..Settings::default()
     }
 }
@@ -179,6 +180,8 @@ impl Spawned {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MLSERVER_")) {
             command.env_remove(key);
         }
+        // Metrics on a free port unless the test says otherwise (8082 may be taken by a parallel test).
+        command.env("MLSERVER_METRICS_PORT", "0");
         for (key, value) in env {
             command.env(key, value);
         }

@@ -27,7 +27,8 @@ class Server:
         self.grpc = f"127.0.0.1:{self.grpc_port}"
         self.process = subprocess.Popen(
             [binary, "start", str(repository), "--host", "127.0.0.1",
-             "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port)],
+             "--http-port", str(self.http_port), "--grpc-port", str(self.grpc_port),
+             "--metrics-port", "0"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + 60

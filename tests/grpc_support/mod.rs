@@ -48,6 +48,7 @@ pub fn test_settings() -> Settings {
         host: "127.0.0.1".into(),
         http_port: 0,
         grpc_port: 0,
+        metrics_port: 0,
         ..Settings::default()
     }
 }

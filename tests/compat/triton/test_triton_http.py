@@ -130,3 +130,16 @@ def test_errors_and_statistics(client):
     stats = client.get_inference_statistics("iris")
     assert stats["model_stats"][0]["name"] == "iris"
     assert int(stats["model_stats"][0]["inference_stats"]["fail"]["count"]) >= 1
+
+
+@pytest.mark.parametrize("algorithm", ["gzip", "deflate"])
+def test_compressed_requests_and_responses(client, algorithm):
+    # tritonclient compresses the body (JSON header + binary tensors) and asks for a compressed answer.
+    a = np.arange(64, dtype=np.int32).reshape(4, 16)
+    inputs = [httpclient.InferInput("INPUT0", [4, 16], "INT32"), httpclient.InferInput("INPUT1", [4, 16], "INT32")]
+    inputs[0].set_data_from_numpy(a)
+    inputs[1].set_data_from_numpy(a)
+    result = client.infer("simple", inputs, request_compression_algorithm=algorithm,
+                          response_compression_algorithm=algorithm)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT0"), a * 2)
+    np.testing.assert_array_equal(result.as_numpy("OUTPUT1"), np.zeros_like(a))
