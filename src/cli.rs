@@ -1,4 +1,4 @@
-//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings.
+//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings, and `oxinfer openapi`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the models of a model repository (MLServer layout: settings.json + **/model-settings.json).
     Start(StartArgs),
+    /// Print the OpenAPI document of the REST API (the text of openapi/dataplane.json) and exit.
+    Openapi,
 }
 
 /// Flags override `MLSERVER_*` environment variables, which override FOLDER/settings.json.
@@ -152,6 +154,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Start(args) => start(args),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::dataplane_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 
