@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
-use super::schemas::{InferErrors, ModelErrors, NotFoundError};
+use super::schemas::{BinaryBody, InferErrors, ModelErrors, NotFoundError};
 use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
 use super::types::{InferRequestJson, InferResponseJson};
 use crate::error::Error;
@@ -25,6 +25,7 @@ use crate::service::{ModelMetadata, ServerMetadata, Service};
 #[into_params(parameter_in = Path)]
 pub struct ModelPath {
     /// The model's name.
+    #[param(example = "iris")]
     name: String,
 }
 
@@ -33,8 +34,10 @@ pub struct ModelPath {
 #[into_params(parameter_in = Path)]
 pub struct VersionPath {
     /// The model's name.
+    #[param(example = "iris")]
     name: String,
     /// The model version.
+    #[param(example = "1")]
     version: String,
 }
 
@@ -210,12 +213,12 @@ async fn run_infer(
     params(ModelPath, InferHeaders),
     request_body(description = "The inference request.", content(
         (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
-        ("application/octet-stream"),
+        (BinaryBody = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "The outputs.", content(
             (InferResponseJson = "application/json"),
-            ("application/octet-stream"),
+            (BinaryBody = "application/octet-stream"),
         ), headers(("Inference-Header-Content-Length" = u64,
             description = "Set when outputs travel as binary data: length of the JSON header."))),
         InferErrors,
@@ -234,12 +237,12 @@ pub async fn infer(
     operation_id = "model_version_infer", params(VersionPath, InferHeaders),
     request_body(description = "The inference request.", content(
         (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
-        ("application/octet-stream"),
+        (BinaryBody = "application/octet-stream"),
     )),
     responses(
         (status = 200, description = "The outputs.", content(
             (InferResponseJson = "application/json"),
-            ("application/octet-stream"),
+            (BinaryBody = "application/octet-stream"),
         ), headers(("Inference-Header-Content-Length" = u64,
             description = "Set when outputs travel as binary data: length of the JSON header."))),
         InferErrors,

@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, ObjectBuilder, Type,
+    AdditionalProperties, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
 };
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
@@ -28,7 +28,8 @@ impl PartialSchema for TensorData {
             .item(ObjectBuilder::new().schema_type(Type::String))
             .item(ObjectBuilder::new().schema_type(Type::Boolean))
             .item(ObjectBuilder::new().schema_type(Type::Null))
-            .item(schema_ref("TensorData"));
+            // A nested row; not a reference back to TensorData, which generated clients cannot follow.
+            .item(ArrayBuilder::new().description(Some("A nested row.")));
         ArrayBuilder::new()
             .items(element)
             .description(Some(
@@ -44,6 +45,30 @@ impl PartialSchema for TensorData {
 impl ToSchema for TensorData {
     fn name() -> Cow<'static, str> {
         Cow::Borrowed("TensorData")
+    }
+}
+
+/// A binary tensor data body: a JSON header of `Inference-Header-Content-Length` bytes, then the tensors' bytes.
+pub struct BinaryBody;
+
+impl PartialSchema for BinaryBody {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .content_media_type("application/octet-stream")
+            .description(Some(
+                "Binary tensor data extension: the JSON header (its length in the \
+                 `Inference-Header-Content-Length` header), then the raw little-endian bytes of each tensor that \
+                 has a `binary_data_size` parameter, in order.",
+            ))
+            .into()
+    }
+}
+
+impl ToSchema for BinaryBody {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("BinaryBody")
     }
 }
 
