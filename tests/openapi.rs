@@ -129,6 +129,14 @@ async fn dataplane_docs_page_and_assets_are_served_offline() {
     let (status, document) = s.get("/v2/docs/dataplane.json").await;
     assert_eq!(status, 200);
     assert_eq!(document, dataplane());
+    let r = s
+        .client
+        .post(s.url("/v2/docs/dataplane.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    assert!(r.json::<Value>().await.unwrap()["error"].is_string());
     assert_error(
         &s.get("/v2/docs/nothing.js").await,
         404,
@@ -206,9 +214,11 @@ async fn each_bundled_model_document_names_its_tensors_and_its_example_runs() {
         );
         for output in metadata["outputs"].as_array().unwrap() {
             let name = output["name"].as_str().unwrap();
+            let schema = &schemas[format!("Output_{name}")];
+            assert_eq!(schema["properties"]["name"]["enum"], json!([name]));
             assert_eq!(
-                schemas[format!("Output_{name}")]["properties"]["name"]["enum"],
-                json!([name])
+                schema["properties"]["datatype"]["enum"][0],
+                output["datatype"]
             );
         }
         let response =

@@ -214,7 +214,6 @@ fn input_schema(spec: &TensorSpec) -> Schema {
     }
     ObjectBuilder::new()
         .schema_type(Type::Object)
-        .title(Some(spec.name.clone()))
         .description(Some(description))
         .property("name", string_enum([spec.name.as_str()]))
         .required("name")
@@ -230,9 +229,12 @@ fn input_schema(spec: &TensorSpec) -> Schema {
 
 /// The schema of one model output as it comes back.
 fn output_schema(spec: &TensorSpec) -> Schema {
+    let mut datatypes = vec![spec.datatype.as_str()];
+    if spec.datatype != DataType::Bytes {
+        datatypes.push(DataType::Bytes.as_str());
+    }
     ObjectBuilder::new()
         .schema_type(Type::Object)
-        .title(Some(spec.name.clone()))
         .description(Some(format!(
             "Output '{}': {}, shape {} (-1 = any size). Classification and content types turn it into BYTES.",
             spec.name,
@@ -246,7 +248,7 @@ fn output_schema(spec: &TensorSpec) -> Schema {
             ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::Integer).minimum(Some(0))),
         )
         .required("shape")
-        .property("datatype", schema_ref("Datatype"))
+        .property("datatype", string_enum(datatypes))
         .required("datatype")
         .property("parameters", schema_ref("Parameters"))
         .property("data", schema_ref("TensorData"))
