@@ -9,7 +9,7 @@ bash scripts/provision-ort.sh
 cargo test --locked --all-targets
 cargo build --locked   # the binary the compatibility tests start
 export OXINFER_BIN="$ROOT/target/debug/oxinfer"
-for suite in triton kserve mlserver; do
+for suite in triton kserve mlserver openapi; do
   venv="$(bash scripts/python-env.sh "$suite")"
   echo "== compatibility: $suite"
   "$venv/bin/python" -m pytest "tests/compat/$suite" -q -p no:cacheprovider

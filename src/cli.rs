@@ -1,5 +1,6 @@
-//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings, and KServe's
-//! `--model_name`, `--model_dir`, `--http_port`, `--grpc_port` (with or without `start`).
+//! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings, KServe's
+//! `--model_name`, `--model_dir`, `--http_port`, `--grpc_port` (with or without `start`), `oxinfer health` and
+//! `oxinfer openapi`.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,8 @@ pub enum Command {
     /// Ask a running server whether it is ready (GET /v2/health/ready): exit 0 if ready, 1 if not.
     /// For container HEALTHCHECKs in images without a shell or curl.
     Health(HealthArgs),
+    /// Print the OpenAPI document of the REST API (the text of openapi/dataplane.json) and exit.
+    Openapi,
 }
 
 /// Where the server to check listens.
@@ -252,6 +255,10 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Start(args) => start(*args),
         Command::Health(args) => health(&args),
+        Command::Openapi => {
+            print!("{}", crate::http::openapi::dataplane_json());
+            ExitCode::SUCCESS
+        }
     }
 }
 

@@ -86,8 +86,9 @@ impl Error {
 }
 
 /// The error body every REST error uses.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
+    /// What went wrong; names the model, tensor or field concerned.
     pub error: String,
 }
 

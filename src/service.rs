@@ -46,22 +46,34 @@ pub struct InferResponse {
 }
 
 /// `GET /v2`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "Server metadata.")]
 pub struct ServerMetadata {
+    /// The server's name (settings `server_name`).
     pub name: String,
+    /// The server's version (settings `server_version`).
     pub version: String,
+    /// The protocol extensions it implements.
     pub extensions: Vec<String>,
 }
 
 /// `GET /v2/models/{name}`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(description = "Model metadata.")]
 pub struct ModelMetadata {
+    /// The model's name.
     pub name: String,
+    /// Its versions.
     pub versions: Vec<String>,
+    /// The platform (`onnxruntime_onnx` unless the settings say otherwise).
     pub platform: String,
+    /// The inputs, in the model's order.
     pub inputs: Vec<TensorSpec>,
+    /// The outputs, in the model's order.
     pub outputs: Vec<TensorSpec>,
+    /// Model parameters (`content_type` from the model settings).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::http::schemas::Parameters>)]
     pub parameters: Option<Parameters>,
 }
 

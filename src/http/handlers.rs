@@ -10,33 +10,68 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use utoipa::{IntoParams, ToSchema};
+
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
+use super::schemas::{BinaryBody, InferErrors, ModelErrors, NotFoundError};
 use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
+use super::types::{InferRequestJson, InferResponseJson};
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
 use crate::service::{ModelMetadata, ServerMetadata, Service};
 
-/// `{name}` and optional `{version}` of a model route.
-#[derive(Debug, Deserialize)]
+/// `{name}` of a model route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
 pub struct ModelPath {
+    /// The model's name.
+    #[param(example = "iris")]
     name: String,
-    #[serde(default)]
-    version: Option<String>,
 }
 
-#[derive(Serialize)]
+/// `{name}` and `{version}` of a versioned model route.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct VersionPath {
+    /// The model's name.
+    #[param(example = "iris")]
+    name: String,
+    /// The model version.
+    #[param(example = "1")]
+    version: String,
+}
+
+/// Headers of an infer request.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+pub struct InferHeaders {
+    /// Binary tensor data extension: length of the JSON header at the start of the body (0: the whole body is
+    /// the raw bytes of a single-input model's input).
+    #[serde(rename = "Inference-Header-Content-Length")]
+    #[param(required = false, minimum = 0)]
+    _length: u64,
+}
+
+/// `GET /v2/health/live` body.
+#[derive(Serialize, ToSchema)]
 pub struct LiveBody {
+    /// The server is up.
     live: bool,
 }
 
-#[derive(Serialize)]
+/// `GET /v2/health/ready` body.
+#[derive(Serialize, ToSchema)]
 pub struct ReadyBody {
+    /// Every model meant to load has loaded.
     ready: bool,
 }
 
-#[derive(Serialize)]
+/// `GET /v2/models/{name}/ready` body.
+#[derive(Serialize, ToSchema)]
 pub struct ModelReadyBody {
+    /// The model's name.
     name: String,
+    /// The model (version) is loaded and can serve.
     ready: bool,
 }
 
@@ -48,59 +83,114 @@ fn ok_or_unavailable(ok: bool) -> StatusCode {
     }
 }
 
+/// Server liveness.
+#[utoipa::path(get, path = "/v2/health/live", tag = "health", operation_id = "server_live",
+    responses((status = 200, description = "The server is live.", body = LiveBody)))]
 pub async fn live(State(service): State<Arc<Service>>) -> (StatusCode, Json<LiveBody>) {
     let live = service.live();
     (ok_or_unavailable(live), Json(LiveBody { live }))
 }
 
+/// Server readiness: ready once every model meant to load at start-up has loaded.
+#[utoipa::path(get, path = "/v2/health/ready", tag = "health", operation_id = "server_ready",
+    responses(
+        (status = 200, description = "Ready to serve.", body = ReadyBody),
+        (status = 503, description = "Not ready (models still loading, or one failed).", body = ReadyBody),
+    ))]
 pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, Json<ReadyBody>) {
     let ready = service.ready();
     (ok_or_unavailable(ready), Json(ReadyBody { ready }))
 }
 
+/// Server name, version and the protocol extensions it implements.
+#[utoipa::path(get, path = "/v2", tag = "server", operation_id = "server_metadata",
+    responses((status = 200, description = "Server metadata.", body = ServerMetadata)))]
 pub async fn server_metadata(State(service): State<Arc<Service>>) -> Json<ServerMetadata> {
     Json(service.server_metadata())
 }
 
+/// Model metadata: its versions, platform, inputs and outputs (the default version).
+#[utoipa::path(get, path = "/v2/models/{name}", tag = "model", operation_id = "model_metadata",
+    params(ModelPath),
+    responses((status = 200, description = "Model metadata.", body = ModelMetadata), ModelErrors))]
 pub async fn model_metadata(
     State(service): State<Arc<Service>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelMetadata>, Error> {
+    service.model_metadata(&path.name, None).map(Json)
+}
+
+/// Metadata of one model version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}", tag = "model",
+    operation_id = "model_version_metadata", params(VersionPath),
+    responses((status = 200, description = "Model metadata.", body = ModelMetadata), ModelErrors))]
+pub async fn model_version_metadata(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<VersionPath>,
+) -> Result<Json<ModelMetadata>, Error> {
     service
-        .model_metadata(&path.name, path.version.as_deref())
+        .model_metadata(&path.name, Some(&path.version))
         .map(Json)
 }
 
+async fn model_ready_body(
+    service: &Service,
+    name: String,
+    version: Option<&str>,
+) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
+    let ready = service.model_ready(&name, version)?;
+    Ok((
+        ok_or_unavailable(ready),
+        Json(ModelReadyBody { name, ready }),
+    ))
+}
+
+/// Model readiness (the default version).
+#[utoipa::path(get, path = "/v2/models/{name}/ready", tag = "model", operation_id = "model_ready",
+    params(ModelPath),
+    responses(
+        (status = 200, description = "The model is ready.", body = ModelReadyBody),
+        (status = 503, description = "The model is loading, unloading or failed to load.", body = ModelReadyBody),
+        NotFoundError,
+    ))]
 pub async fn model_ready(
     State(service): State<Arc<Service>>,
     Path(path): Path<ModelPath>,
 ) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
-    let ready = service.model_ready(&path.name, path.version.as_deref())?;
-    Ok((
-        ok_or_unavailable(ready),
-        Json(ModelReadyBody {
-            name: path.name,
-            ready,
-        }),
-    ))
+    model_ready_body(&service, path.name, None).await
 }
 
-pub async fn infer(
+/// Readiness of one model version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/ready", tag = "model",
+    operation_id = "model_version_ready", params(VersionPath),
+    responses(
+        (status = 200, description = "The model version is ready.", body = ModelReadyBody),
+        (status = 503, description = "The model version is loading, unloading or failed to load.", body = ModelReadyBody),
+        NotFoundError,
+    ))]
+pub async fn model_version_ready(
     State(service): State<Arc<Service>>,
-    Path(path): Path<ModelPath>,
+    Path(path): Path<VersionPath>,
+) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
+    model_ready_body(&service, path.name, Some(&path.version)).await
+}
+
+async fn run_infer(
+    service: &Service,
+    name: &str,
+    version: Option<&str>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Error> {
     let body = body.map_err(|e| body_error(e, service.settings().max_request_body_size))?;
-    let version = path.version.as_deref();
     let (request, raw_body) = match split_body(&headers, &body)? {
         Body::Json(json) => (parse_infer_request(json)?, false),
         Body::Mixed { json, binary } => (parse_infer_request_with_binary(json, binary)?, false),
-        Body::Raw(bytes) => (service.raw_body_request(&path.name, version, bytes)?, true),
+        Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
     };
     drop(body);
     let binary = BinaryOutputs::from_request(&request, raw_body);
-    let response = service.infer(&path.name, version, request).await?;
+    let response = service.infer(name, version, request).await?;
     let (bytes, json_len) = write_infer_response(&response, |name| binary.is_binary(name));
     Ok(match json_len {
         None => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
@@ -115,22 +205,91 @@ pub async fn infer(
     })
 }
 
-/// Triton's model configuration.
+/// Inference on the model's default version.
+///
+/// The body is JSON, or (binary tensor data extension) a JSON header of `Inference-Header-Content-Length`
+/// bytes followed by the inputs' raw bytes; the response is binary the same way when an output asks for it.
+#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference", operation_id = "model_infer",
+    params(ModelPath, InferHeaders),
+    request_body(description = "The inference request.", content(
+        (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
+        (BinaryBody = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "The outputs.", content(
+            (InferResponseJson = "application/json"),
+            (BinaryBody = "application/octet-stream"),
+        ), headers(("Inference-Header-Content-Length" = u64,
+            description = "Set when outputs travel as binary data: length of the JSON header."))),
+        InferErrors,
+    ))]
+pub async fn infer(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<ModelPath>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    run_infer(&service, &path.name, None, headers, body).await
+}
+
+/// Inference on one model version.
+#[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
+    operation_id = "model_version_infer", params(VersionPath, InferHeaders),
+    request_body(description = "The inference request.", content(
+        (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
+        (BinaryBody = "application/octet-stream"),
+    )),
+    responses(
+        (status = 200, description = "The outputs.", content(
+            (InferResponseJson = "application/json"),
+            (BinaryBody = "application/octet-stream"),
+        ), headers(("Inference-Header-Content-Length" = u64,
+            description = "Set when outputs travel as binary data: length of the JSON header."))),
+        InferErrors,
+    ))]
+pub async fn version_infer(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<VersionPath>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Error> {
+    run_infer(&service, &path.name, Some(&path.version), headers, body).await
+}
+
+/// Triton's model configuration of the default version (perf_analyzer reads it).
+#[utoipa::path(get, path = "/v2/models/{name}/config", tag = "triton", operation_id = "model_config",
+    params(ModelPath),
+    responses((status = 200, description = "Triton model configuration.", body = Object), ModelErrors))]
 pub async fn model_config(
     State(service): State<Arc<Service>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<serde_json::Value>, Error> {
+    service.model_config(&path.name, None).map(Json)
+}
+
+/// Triton's model configuration of one version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/config", tag = "triton",
+    operation_id = "model_version_config", params(VersionPath),
+    responses((status = 200, description = "Triton model configuration.", body = Object), ModelErrors))]
+pub async fn model_version_config(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<VersionPath>,
+) -> Result<Json<serde_json::Value>, Error> {
     service
-        .model_config(&path.name, path.version.as_deref())
+        .model_config(&path.name, Some(&path.version))
         .map(Json)
 }
 
 /// Triton's statistics extension body.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct StatisticsBody {
+    /// One entry per ready model version.
     model_stats: Vec<ModelStatistics>,
 }
 
+/// Triton statistics of every ready model version.
+#[utoipa::path(get, path = "/v2/models/stats", tag = "triton", operation_id = "all_statistics",
+    responses((status = 200, description = "Statistics.", body = StatisticsBody)))]
 pub async fn all_statistics(
     State(service): State<Arc<Service>>,
 ) -> Result<Json<StatisticsBody>, Error> {
@@ -138,11 +297,27 @@ pub async fn all_statistics(
     Ok(Json(StatisticsBody { model_stats }))
 }
 
+/// Triton statistics of a model's default version.
+#[utoipa::path(get, path = "/v2/models/{name}/stats", tag = "triton", operation_id = "model_statistics",
+    params(ModelPath),
+    responses((status = 200, description = "Statistics.", body = StatisticsBody), ModelErrors))]
 pub async fn model_statistics(
     State(service): State<Arc<Service>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<StatisticsBody>, Error> {
-    let model_stats = service.statistics(Some(&path.name), path.version.as_deref())?;
+    let model_stats = service.statistics(Some(&path.name), None)?;
+    Ok(Json(StatisticsBody { model_stats }))
+}
+
+/// Triton statistics of one model version.
+#[utoipa::path(get, path = "/v2/models/{name}/versions/{version}/stats", tag = "triton",
+    operation_id = "model_version_statistics", params(VersionPath),
+    responses((status = 200, description = "Statistics.", body = StatisticsBody), ModelErrors))]
+pub async fn model_version_statistics(
+    State(service): State<Arc<Service>>,
+    Path(path): Path<VersionPath>,
+) -> Result<Json<StatisticsBody>, Error> {
+    let model_stats = service.statistics(Some(&path.name), Some(&path.version))?;
     Ok(Json(StatisticsBody { model_stats }))
 }
 

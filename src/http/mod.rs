@@ -1,57 +1,51 @@
-//! The REST (V2 HTTP) transport: an axum router of thin handlers over the service.
+//! The REST (V2 HTTP) transport: an axum router of thin handlers over the service, documented with OpenAPI.
 
 pub mod binary;
+mod docs;
 mod handlers;
 pub mod hygiene;
+pub mod openapi;
 mod repository;
+pub mod schemas;
+mod swagger;
 pub mod types;
 
 use std::sync::Arc;
 
-use axum::routing::{get, post};
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::service::Service;
 
-/// The V2 REST routes; every model route exists with and without `/versions/{version}`.
-/// The body limit, tracing, CORS, compression and metrics are added by [`hygiene::wrap`].
+/// The documented V2 routes; every model route exists with and without `/versions/{version}`. The OpenAPI
+/// document is collected from the handlers' `#[utoipa::path]` attributes as they are added here.
+pub fn routes() -> OpenApiRouter<Arc<Service>> {
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(handlers::live))
+        .routes(routes!(handlers::ready))
+        .routes(routes!(handlers::server_metadata))
+        .routes(routes!(handlers::model_metadata))
+        .routes(routes!(handlers::model_version_metadata))
+        .routes(routes!(handlers::model_ready))
+        .routes(routes!(handlers::model_version_ready))
+        .routes(routes!(handlers::infer))
+        .routes(routes!(handlers::version_infer))
+        .routes(routes!(handlers::model_config))
+        .routes(routes!(handlers::model_version_config))
+        .routes(routes!(handlers::all_statistics))
+        .routes(routes!(handlers::model_statistics))
+        .routes(routes!(handlers::model_version_statistics))
+        .routes(routes!(repository::index))
+        .routes(routes!(repository::load))
+        .routes(routes!(repository::unload))
+}
+
+/// The whole REST application: the documented routes, the documentation pages and the JSON fallbacks; the
+/// body limit, tracing, CORS, compression and metrics are added around it by [`hygiene::wrap`].
 pub fn router(service: Arc<Service>) -> Router {
-    Router::new()
-        .route("/v2/health/live", get(handlers::live))
-        .route("/v2/health/ready", get(handlers::ready))
-        .route("/v2", get(handlers::server_metadata))
-        .route("/v2/models/{name}", get(handlers::model_metadata))
-        .route(
-            "/v2/models/{name}/versions/{version}",
-            get(handlers::model_metadata),
-        )
-        .route("/v2/models/{name}/ready", get(handlers::model_ready))
-        .route(
-            "/v2/models/{name}/versions/{version}/ready",
-            get(handlers::model_ready),
-        )
-        .route("/v2/models/{name}/infer", post(handlers::infer))
-        .route(
-            "/v2/models/{name}/versions/{version}/infer",
-            post(handlers::infer),
-        )
-        .route("/v2/models/{name}/config", get(handlers::model_config))
-        .route(
-            "/v2/models/{name}/versions/{version}/config",
-            get(handlers::model_config),
-        )
-        .route("/v2/models/stats", get(handlers::all_statistics))
-        .route("/v2/models/{name}/stats", get(handlers::model_statistics))
-        .route(
-            "/v2/models/{name}/versions/{version}/stats",
-            get(handlers::model_statistics),
-        )
-        .route("/v2/repository/index", post(repository::index))
-        .route("/v2/repository/models/{name}/load", post(repository::load))
-        .route(
-            "/v2/repository/models/{name}/unload",
-            post(repository::unload),
-        )
+    let (api, _document) = routes().split_for_parts();
+    api.merge(docs::routes())
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(service)

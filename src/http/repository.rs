@@ -9,6 +9,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use super::schemas::{BadRequestError, RepositoryErrors};
 use crate::error::Error;
 use crate::repository::lifecycle::IndexEntry;
 use crate::service::Service;
@@ -16,21 +17,30 @@ use crate::tensor::Parameters;
 
 /// `POST /v2/repository/index` body; MLServer requires one, Triton's clients may send none. Other fields
 /// (Triton's `repository_name`) are ignored: this server has one repository.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct IndexRequest {
     /// Only the models ready to serve.
     #[serde(deserialize_with = "null_is_false")]
+    #[schema(nullable)]
     ready: bool,
 }
 
 /// Body of load and unload (optional): Triton's `parameters`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ModelRequest {
+    #[schema(value_type = Option<super::schemas::Parameters>)]
     parameters: Option<Parameters>,
 }
 
+/// The models in the repository, loaded or only on disk, with their state (repository extension).
+#[utoipa::path(post, path = "/v2/repository/index", tag = "repository", operation_id = "repository_index",
+    request_body(content = Option<IndexRequest>, description = "Optional; `ready: true` lists only the models ready to serve."),
+    responses(
+        (status = 200, description = "One entry per model version.", body = Vec<IndexEntry>),
+        BadRequestError,
+    ))]
 pub async fn index(
     State(service): State<Arc<Service>>,
     body: Result<Bytes, BytesRejection>,
@@ -39,6 +49,12 @@ pub async fn index(
     service.repository.index(request.ready).await.map(Json)
 }
 
+/// Loads (or reloads) a model: its settings are read again from the repository folder.
+#[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "repository",
+    operation_id = "repository_model_load",
+    params(("name" = String, Path, description = "The model's name.")),
+    request_body(content = Option<ModelRequest>, description = "Optional Triton-style `parameters`."),
+    responses((status = 200, description = "Loaded; the body is empty."), RepositoryErrors))]
 pub async fn load(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
@@ -52,6 +68,12 @@ pub async fn load(
         .await
 }
 
+/// Unloads a model once its in-flight requests have been answered.
+#[utoipa::path(post, path = "/v2/repository/models/{name}/unload", tag = "repository",
+    operation_id = "repository_model_unload",
+    params(("name" = String, Path, description = "The model's name.")),
+    request_body(content = Option<ModelRequest>, description = "Optional Triton-style `parameters`."),
+    responses((status = 200, description = "Unloaded; the body is empty."), RepositoryErrors))]
 pub async fn unload(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,

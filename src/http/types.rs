@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use crate::error::Error;
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
@@ -10,35 +11,54 @@ use crate::tensor::json::{decode_data, JsonData};
 use crate::tensor::{parse_wire_header, Parameters, Tensor, TensorData};
 
 /// `POST .../infer` body. `data` stays raw text until the tensor's datatype and shape are known.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = InferenceRequest, description = "An inference request.")]
 pub struct InferRequestJson<'a> {
+    /// Echoed in the response; a UUID is generated when absent.
     #[serde(default)]
     pub id: Option<String>,
+    /// Request parameters (`content_type`, `binary_data_output`, ...).
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Parameters>)]
     pub parameters: Option<Parameters>,
+    /// Every input of the model, once each.
     #[serde(borrow)]
     pub inputs: Vec<InputJson<'a>>,
+    /// The outputs to return (all of them when absent), with per-output parameters.
     #[serde(default)]
     pub outputs: Option<Vec<RequestedOutputJson>>,
 }
 
 /// One request input.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RequestInput)]
 pub struct InputJson<'a> {
+    /// The model input it feeds.
     pub name: String,
+    /// The tensor's dimensions (non-negative).
     pub shape: Vec<i64>,
+    /// The tensor's datatype; it must match the model's (codecs convert some, see `content_type`).
+    #[schema(value_type = crate::tensor::DataType)]
     pub datatype: String,
+    /// Input parameters (`content_type`, `binary_data_size`, ...).
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Parameters>)]
     pub parameters: Option<Parameters>,
+    /// The elements; absent when `parameters.binary_data_size` says they follow the JSON as bytes.
     #[serde(borrow, default)]
+    #[schema(value_type = Option<super::schemas::TensorData>)]
     pub data: Option<&'a RawValue>,
 }
 
 /// One entry of the request's `outputs`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
+#[schema(as = RequestOutput)]
 pub struct RequestedOutputJson {
+    /// The model output to return.
     pub name: String,
+    /// Output parameters (`binary_data`, `classification`).
     #[serde(default)]
+    #[schema(value_type = Option<super::schemas::Parameters>)]
     pub parameters: Option<Parameters>,
 }
 
@@ -125,25 +145,44 @@ fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Erro
 }
 
 /// `POST .../infer` response body, serialised straight from the output buffers.
-#[derive(Serialize)]
-struct InferResponseJson<'a> {
+#[derive(Serialize, ToSchema)]
+#[schema(as = InferenceResponse, description = "An inference response.")]
+pub struct InferResponseJson<'a> {
+    /// The model that answered.
     model_name: &'a str,
+    /// Its version, when the model is versioned.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = String)]
     model_version: Option<&'a str>,
+    /// The request's `id`, or a generated UUID.
     id: &'a str,
+    /// Response parameters.
     #[serde(skip_serializing_if = "Parameters::is_empty")]
+    #[schema(value_type = super::schemas::Parameters)]
     parameters: &'a Parameters,
+    /// The outputs, in the model's order (or the order they were requested in).
     outputs: Vec<OutputJson<'a>>,
 }
 
-#[derive(Serialize)]
-struct OutputJson<'a> {
+/// One response output.
+#[derive(Serialize, ToSchema)]
+#[schema(as = ResponseOutput)]
+pub struct OutputJson<'a> {
+    /// The model output.
     name: &'a str,
+    /// The tensor's dimensions.
+    #[schema(value_type = Vec<u64>)]
     shape: &'a [usize],
+    /// The tensor's datatype.
+    #[schema(value_type = crate::tensor::DataType)]
     datatype: &'static str,
+    /// Output parameters (`content_type`, `binary_data_size` when the data follows as bytes).
     #[serde(skip_serializing_if = "Parameters::is_empty")]
+    #[schema(value_type = super::schemas::Parameters)]
     parameters: Parameters,
+    /// The elements, flat in row-major order; absent for outputs sent as binary data.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = super::schemas::TensorData)]
     data: Option<JsonData<'a>>,
 }
 

@@ -28,7 +28,7 @@ impl Counter {
 }
 
 /// A counter's values, as Triton reports them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Duration64 {
     pub count: u64,
     pub ns: u64,
@@ -107,7 +107,7 @@ impl ModelStats {
 }
 
 /// One entry of Triton's `model_stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ModelStatistics {
     pub name: String,
     pub version: String,
@@ -116,11 +116,12 @@ pub struct ModelStatistics {
     pub inference_count: u64,
     pub execution_count: u64,
     pub inference_stats: InferenceStats,
+    #[schema(value_type = Vec<Object>)]
     pub batch_stats: Vec<serde_json::Value>,
 }
 
 /// Triton's `inference_stats`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct InferenceStats {
     pub success: Duration64,
     pub fail: Duration64,

@@ -25,7 +25,7 @@ const DRAIN_POLL: Duration = Duration::from_millis(5);
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 
 /// The state names of the repository extension.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum IndexState {
     Unknown,
@@ -48,7 +48,7 @@ impl IndexState {
 }
 
 /// One entry of the repository index.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct IndexEntry {
     pub name: String,
     /// The version; empty for an unversioned model.
