@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 use crate::error::Error;
 use crate::model::batching::BatchPolicy;
 use crate::model::onnx::{OnnxBackend, SessionOptions};
+use ort::session::builder::PrepackedWeights;
 use crate::model::worker::{parse_timeout, BackendFactory, WorkerOptions, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::DataType;
@@ -274,8 +275,12 @@ fn load(
     let options = SessionOptions::from_extra(&source.settings.parameters.extra, instances)?;
     let name = label(&source.name, source.version.as_deref());
     let factory_label = name.clone();
+    // Instances share one container of pre-packed weights (made on first use, inside the worker's panic guard).
+    let shared = std::sync::OnceLock::new();
     let factory: BackendFactory = Arc::new(move || {
-        OnnxBackend::load(&path, &options, &factory_label).map(|b| Box::new(b) as Box<dyn Backend>)
+        let weights = (instances > 1).then(|| shared.get_or_init(PrepackedWeights::new));
+        OnnxBackend::load(&path, &options, &factory_label, weights)
+            .map(|b| Box::new(b) as Box<dyn Backend>)
     });
     let settings = &source.settings;
     let worker_options = WorkerOptions {
