@@ -147,7 +147,9 @@ where
     for task in tasks {
         tally.merge(task.await.expect("load task"));
     }
-    let elapsed = Instant::now().saturating_duration_since(measure_from).as_secs_f64();
+    let elapsed = Instant::now()
+        .saturating_duration_since(measure_from)
+        .as_secs_f64();
     tally.latencies_us.sort_unstable();
     let ok = tally.latencies_us.len();
     json!({
@@ -162,7 +164,12 @@ where
     })
 }
 
-async fn http(url: String, body: PathBuf, header_length: Option<usize>, load: Load) -> serde_json::Value {
+async fn http(
+    url: String,
+    body: PathBuf,
+    header_length: Option<usize>,
+    load: Load,
+) -> serde_json::Value {
     let bytes = bytes::Bytes::from(std::fs::read(&body).expect("read the body file"));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(load.concurrency)
@@ -190,7 +197,13 @@ async fn http(url: String, body: PathBuf, header_length: Option<usize>, load: Lo
     .await
 }
 
-async fn grpc(addr: String, model: String, input: String, shape: Vec<i64>, load: Load) -> serde_json::Value {
+async fn grpc(
+    addr: String,
+    model: String,
+    input: String,
+    shape: Vec<i64>,
+    load: Load,
+) -> serde_json::Value {
     let count: i64 = shape.iter().product();
     let raw: Vec<u8> = std::iter::repeat_n(0.5f32.to_le_bytes(), count as usize)
         .flatten()
@@ -244,13 +257,22 @@ fn bare(model: PathBuf, batch: usize, threads: usize, seconds: f64) -> serde_jso
         let dims: Vec<i64> = shape
             .iter()
             .enumerate()
-            .map(|(i, &d)| if d >= 0 { d } else if i == 0 { batch as i64 } else { 16 })
+            .map(|(i, &d)| {
+                if d >= 0 {
+                    d
+                } else if i == 0 {
+                    batch as i64
+                } else {
+                    16
+                }
+            })
             .collect();
         (first.name().to_string(), dims)
     };
     let data = vec![0.5f32; shape.iter().product::<i64>() as usize];
     let mut run = || {
-        let tensor = TensorRef::from_array_view((shape.clone(), data.as_slice())).expect("a tensor");
+        let tensor =
+            TensorRef::from_array_view((shape.clone(), data.as_slice())).expect("a tensor");
         session
             .run(ort::inputs![name.as_str() => tensor])
             .expect("runs");

@@ -12,11 +12,11 @@ use std::sync::{Arc, RwLock};
 use crate::error::Error;
 use crate::model::batching::BatchPolicy;
 use crate::model::onnx::{OnnxBackend, SessionOptions};
-use ort::session::builder::PrepackedWeights;
 use crate::model::worker::{parse_timeout, BackendFactory, WorkerOptions, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::DataType;
 use discovery::ModelSource;
+use ort::session::builder::PrepackedWeights;
 use settings::TensorSettings;
 
 /// Where a model version is in its life.
