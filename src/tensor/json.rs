@@ -50,10 +50,10 @@ pub fn decode_data(
         DataType::Int64 => {
             TensorData::Int64(decode_scalars(raw, capacity, expected).map_err(wrap)?)
         }
-        DataType::Fp16 => TensorData::Fp16(decode_floats(raw, capacity, expected).map_err(wrap)?),
-        DataType::Bf16 => TensorData::Bf16(decode_floats(raw, capacity, expected).map_err(wrap)?),
-        DataType::Fp32 => TensorData::Fp32(decode_floats(raw, capacity, expected).map_err(wrap)?),
-        DataType::Fp64 => TensorData::Fp64(decode_floats(raw, capacity, expected).map_err(wrap)?),
+        DataType::Fp16 => TensorData::Fp16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Bf16 => TensorData::Bf16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Fp32 => TensorData::Fp32(decode_scalars(raw, capacity, expected).map_err(wrap)?),
+        DataType::Fp64 => TensorData::Fp64(decode_scalars(raw, capacity, expected).map_err(wrap)?),
         DataType::Bytes => {
             let mut out = BytesBuf::with_capacity(capacity, raw.get().len());
             let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -90,47 +90,6 @@ fn decode_scalars<T: JsonScalar>(
     .deserialize(&mut de)?;
     de.end()?;
     Ok(out)
-}
-
-/// Float datatypes: a fast scan for the common case (numbers only, flat or nested), else the general decoder,
-/// which also produces the errors. Either way each number is read as f64 first, as MLServer (Python) does.
-fn decode_floats<T: JsonScalar>(
-    raw: &RawValue,
-    capacity: usize,
-    limit: usize,
-) -> serde_json::Result<Vec<T>> {
-    match scan_numbers(raw.get(), capacity, limit) {
-        Some(values) => Ok(values),
-        None => decode_scalars(raw, capacity, limit),
-    }
-}
-
-/// Reads every number of `text` (already checked to be valid JSON by the envelope's parser) into a vector;
-/// `None` when it holds anything but arrays and finite numbers, or more than `limit` of them.
-fn scan_numbers<T: JsonScalar>(text: &str, capacity: usize, limit: usize) -> Option<Vec<T>> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(capacity);
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'[' | b']' | b',' | b' ' | b'\n' | b'\r' | b'\t' => i += 1,
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < bytes.len()
-                    && matches!(bytes[i], b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-')
-                {
-                    i += 1;
-                }
-                let value: f64 = text[start..i].parse().ok()?;
-                if !value.is_finite() || out.len() >= limit {
-                    return None;
-                }
-                out.push(T::from_f64(value)?);
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// A typed element that can be read from a JSON scalar.
@@ -428,33 +387,6 @@ mod tests {
 
     fn raw(s: &str) -> Box<RawValue> {
         RawValue::from_string(s.to_string()).unwrap()
-    }
-
-    #[test]
-    fn fast_float_scan_matches_the_general_decoder() {
-        for text in [
-            "[0.48724356293678284, -1e-7, 3, 2.5E+3, -0, 123456789012345678901]",
-            "[[1.5, 2], [ 3 ,\n4e2 ], [0.1, 0.2]]",
-        ] {
-            let general: Vec<f32> = decode_scalars(&raw(text), 6, 6).unwrap();
-            let fast: Vec<f32> =
-                scan_numbers(text, 6, 6).expect("the fast path takes plain numbers");
-            assert_eq!(
-                general.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                fast.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
-                "{text}"
-            );
-        }
-        // Anything else goes to the general decoder, which keeps its answers and errors.
-        assert!(scan_numbers::<f32>("[1, null]", 2, 2).is_none());
-        assert!(scan_numbers::<f32>("[1e400]", 1, 1).is_none());
-        assert!(scan_numbers::<f32>("[1, 2, 3]", 2, 2).is_none());
-        let nan = decode_data("x", DataType::Fp32, 2, &raw("[1, null]")).unwrap();
-        assert!(matches!(&nan, TensorData::Fp32(v) if v[1].is_nan()));
-        let err = decode_data("x", DataType::Fp64, 1, &raw("[1e400]")).unwrap_err();
-        assert!(err.to_string().contains("'x'"), "{err}");
-        let err = decode_data("x", DataType::Fp32, 2, &raw("[1, 2, 3]")).unwrap_err();
-        assert!(err.to_string().contains("more elements"), "{err}");
     }
 
     #[test]
