@@ -260,7 +260,7 @@ def markdown(results) -> str:
         f"oxinfer vs MLServer 1.7.1 (onnxruntime runtime, one intra-op thread, parallel_workers 0). Server on CPU "
         f"{info['server_cpu']}, load generator on CPU {info['load_cpu']} (taskset); {info['machine']}; "
         f"{info['seconds']:.0f} s measured per cell after {info['warmup']:.0f} s warm-up; closed loop. "
-        f"MobileNet: {info['mobilenet_source']}. Batched = max_batch_size {info['batching']['max_batch_size']}, "
+        f"{info['mobilenet_source']}. Batched = max_batch_size {info['batching']['max_batch_size']}, "
         f"max_batch_time {info['batching']['max_batch_time']} s on both servers.",
         "",
         f"Bare ONNX Runtime (in-process loop, one thread, same core): MobileNet batch 1 **{bare.get(1, 0):.0f}** "
