@@ -2,10 +2,12 @@
 # Makes (or refreshes) the Python venv .venv-NAME from tests/compat/requirements-NAME.txt (pinned), for the
 # compatibility tests. Works on a bare Debian python3 (no pip, no ensurepip): pip is then bootstrapped from its
 # PyPI wheel. Prints the venv's path.
+# usage: python-env.sh NAME [REQUIREMENTS_FILE]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 NAME="${1:?usage: python-env.sh NAME}"
-REQS="$ROOT/tests/compat/requirements-$NAME.txt"
+# An optional second argument names another requirements file (the benchmark keeps its own in bench/).
+REQS="${2:-$ROOT/tests/compat/requirements-$NAME.txt}"
 VENV="$ROOT/.venv-$NAME"
 STAMP="$VENV/.requirements.sha256"
 [[ -f "$REQS" ]] || { echo "python-env: no $REQS" >&2; exit 1; }

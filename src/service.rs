@@ -12,6 +12,7 @@ use crate::config::Settings;
 use crate::error::Error;
 use crate::metrics::Metrics;
 use crate::model::stats::ModelStatistics;
+use crate::model::worker::parse_timeout;
 use crate::model::TensorSpec;
 use crate::repository::ModelState;
 use crate::repository::{LoadedModel, Repository};
@@ -268,10 +269,14 @@ impl Service {
         let model = self.repository.ready_model(name, version)?;
         let metrics = self.metrics.model(&model.name, model.version.as_deref());
         if let Some(m) = &metrics {
-            m.record_parallel_queue(model.workers.queued());
+            let queued = model.workers.queued();
+            m.record_parallel_queue(queued);
+            if model.workers.batching().is_some() {
+                m.record_batch_queue(queued);
+            }
         }
         let started = Instant::now();
-        let result = run(&model, request).await;
+        let result = run(&model, request, started).await;
         let elapsed = started.elapsed();
         model.workers.stats.record_request(result.is_ok(), elapsed);
         if let Some(m) = &metrics {
@@ -320,7 +325,12 @@ impl Service {
 }
 
 /// Runs a validated request and shapes the response (requested-output parameters, classification).
-async fn run(model: &Arc<LoadedModel>, mut request: InferRequest) -> Result<InferResponse, Error> {
+async fn run(
+    model: &Arc<LoadedModel>,
+    mut request: InferRequest,
+    started: Instant,
+) -> Result<InferResponse, Error> {
+    let deadline = deadline(model, &request, started)?;
     let model_ct = model.source.settings.parameters.content_type.as_deref();
     let request_ct = codec::request_content_type(&request, model_ct);
     if codec::needs_blocking(&request, &model.signature.inputs, request_ct) {
@@ -339,7 +349,10 @@ async fn run(model: &Arc<LoadedModel>, mut request: InferRequest) -> Result<Infe
         .id
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let mut results = model.workers.infer(request.inputs, outputs).await?;
+    let mut results = model
+        .workers
+        .infer(request.inputs, outputs, deadline)
+        .await?;
     for (tensor, requested) in results.iter_mut().zip(&request.outputs) {
         debug_assert_eq!(tensor.name, requested.name);
         if let Some(n) = classification::requested(&requested.parameters, &requested.name)? {
@@ -357,6 +370,21 @@ async fn run(model: &Arc<LoadedModel>, mut request: InferRequest) -> Result<Infe
     };
     codec::encode_outputs(&mut response, &model.signature.outputs)?;
     Ok(response)
+}
+
+/// When the request must be answered by: its `timeout` parameter (seconds), else the model's default.
+fn deadline(
+    model: &LoadedModel,
+    request: &InferRequest,
+    started: Instant,
+) -> Result<Option<Instant>, Error> {
+    let timeout = match request.parameters.get("timeout") {
+        None | Some(serde_json::Value::Null) => model.workers.default_timeout(),
+        Some(value) => {
+            Some(parse_timeout(value, "request parameter 'timeout'").map_err(Error::InvalidInput)?)
+        }
+    };
+    Ok(timeout.and_then(|t| started.checked_add(t)))
 }
 
 /// Triton's `TYPE_*` name of a datatype.

@@ -518,7 +518,11 @@ async fn unload_waits_for_the_requests_in_flight() {
         oxinfer::tensor::TensorData::Fp32(vec![6.7, 3.0, 5.2, 2.3]),
     )
     .unwrap();
-    let outputs = in_flight.workers.infer(vec![input], None).await.unwrap();
+    let outputs = in_flight
+        .workers
+        .infer(vec![input], None, None)
+        .await
+        .unwrap();
     assert_eq!(outputs[0].name, "label");
     assert!(
         !unload.is_finished(),

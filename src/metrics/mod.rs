@@ -95,7 +95,7 @@ impl ModelHandles {
         self.parallel_queue.record(depth as f64);
     }
 
-    /// Records the adaptive batcher's queue size (for the batcher to call).
+    /// Records how many requests were waiting for a batching model when a request arrived.
     pub fn record_batch_queue(&self, depth: usize) {
         self.batch_queue.record(depth as f64);
     }

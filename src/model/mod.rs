@@ -1,5 +1,6 @@
 //! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the worker threads that own it.
 
+pub mod batching;
 pub mod onnx;
 pub mod stats;
 pub mod worker;

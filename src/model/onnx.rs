@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::path::Path;
 use std::time::Instant;
 
-use ort::session::builder::GraphOptimizationLevel;
+use ort::session::builder::{GraphOptimizationLevel, PrepackedWeights};
 use ort::session::{Session, SessionInputValue};
 use ort::value::ValueType;
 
@@ -90,8 +90,14 @@ pub struct OnnxBackend {
 }
 
 impl OnnxBackend {
-    /// Loads `path` with `options`; the error is the reason, for logs and the repository index.
-    pub fn load(path: &Path, options: &SessionOptions, label: &str) -> Result<OnnxBackend, String> {
+    /// Loads `path` with `options`; the error is the reason, for logs and the repository index. Instances of
+    /// one model pass the same `shared` container, so ONNX Runtime keeps one copy of their pre-packed weights.
+    pub fn load(
+        path: &Path,
+        options: &SessionOptions,
+        label: &str,
+        shared: Option<&PrepackedWeights>,
+    ) -> Result<OnnxBackend, String> {
         let env = crate::runtime::environment().map_err(|e| e.to_string())?;
         let fail = |e: ort::Error| format!("cannot load {}: {e}", path.display());
         let mut builder = Session::builder(env).map_err(fail)?;
@@ -104,6 +110,11 @@ impl OnnxBackend {
             .map_err(|e| fail(e.into()))?
             .with_optimization_level(options.optimization)
             .map_err(|e| fail(e.into()))?;
+        if let Some(weights) = shared {
+            builder = builder
+                .with_prepacked_weights(weights)
+                .map_err(|e| fail(e.into()))?;
+        }
         let session = builder.commit_from_file(path).map_err(fail)?;
         let signature = Signature {
             inputs: specs(

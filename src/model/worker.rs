@@ -3,12 +3,13 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender, TrySendError};
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 
-use super::stats::ModelStats;
+use super::batching::{self, BatchPolicy};
+use super::stats::{ModelStats, Timings};
 use super::{Backend, Signature};
 use crate::error::Error;
 use crate::tensor::Tensor;
@@ -16,12 +17,59 @@ use crate::tensor::Tensor;
 /// Builds one backend instance; called once on each worker thread.
 pub type BackendFactory = Arc<dyn Fn() -> Result<Box<dyn Backend>, String> + Send + Sync>;
 
+/// How the instances of one model are run.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Threads, each with its own backend (at least 1).
+    pub instances: usize,
+    /// Requests that may wait in the queue before new ones are refused (429).
+    pub capacity: usize,
+    /// Adaptive batching, when asked for; used only if the model's signature allows it.
+    pub batching: Option<BatchPolicy>,
+    /// Time a request may take when it does not say (`parameters.extra.timeout`); `None` = no limit.
+    pub default_timeout: Option<Duration>,
+}
+
 /// One request waiting for a worker.
-struct Job {
-    enqueued: Instant,
-    inputs: Vec<Tensor>,
-    outputs: Option<Vec<String>>,
-    reply: oneshot::Sender<Result<Vec<Tensor>, Error>>,
+pub(crate) struct Job {
+    /// When it was queued (queue statistics, batching deadline).
+    pub enqueued: Instant,
+    /// When its caller stops waiting; past it, the job is answered with a timeout instead of running.
+    pub deadline: Option<Instant>,
+    pub inputs: Vec<Tensor>,
+    /// Outputs asked for; `None` = all, in model order.
+    pub outputs: Option<Vec<String>>,
+    pub reply: oneshot::Sender<Result<Vec<Tensor>, Error>>,
+}
+
+impl Job {
+    /// Whether someone still waits for this job. A job past its deadline is answered with a timeout here.
+    pub fn still_wanted(self, now: Instant, label: &str) -> Option<Job> {
+        if self.reply.is_closed() {
+            return None; // the client has gone: do not spend compute on it
+        }
+        if self.deadline.is_some_and(|d| d <= now) {
+            let _ = self.reply.send(Err(timed_out(label, "in the queue")));
+            return None;
+        }
+        Some(self)
+    }
+}
+
+/// Reads a timeout in seconds (a positive number); `what` names where it came from, for the error.
+pub fn parse_timeout(value: &serde_json::Value, what: &str) -> Result<Duration, String> {
+    value
+        .as_f64()
+        .filter(|&t| t > 0.0)
+        .and_then(|t| Duration::try_from_secs_f64(t).ok())
+        .ok_or_else(|| format!("{what} must be a positive number of seconds, got {value}"))
+}
+
+/// The timeout error, naming where the request was when its time ran out.
+pub(crate) fn timed_out(label: &str, place: &str) -> Error {
+    Error::Timeout(format!(
+        "request to model {label} timed out {place} (request parameter 'timeout' or the model's parameters.extra.timeout)"
+    ))
 }
 
 /// The instances of one model version and the queue in front of them.
@@ -31,29 +79,33 @@ pub struct Workers {
     signature: Signature,
     label: String,
     capacity: usize,
+    /// Adaptive batching in force (asked for and allowed by the signature).
+    batching: Option<BatchPolicy>,
+    default_timeout: Option<Duration>,
     /// Execution statistics (Triton's statistics extension).
     pub stats: Arc<ModelStats>,
 }
 
 impl Workers {
-    /// Starts `instances` threads, each building its backend with `factory`; returns once all have loaded,
+    /// Starts the instances, each building its backend with `factory`; returns once all have loaded,
     /// or the first load error.
     pub fn start(
         label: &str,
-        instances: usize,
-        capacity: usize,
+        options: WorkerOptions,
         factory: BackendFactory,
     ) -> Result<Workers, String> {
-        let capacity = capacity.max(1);
+        let capacity = options.capacity.max(1);
         let (sender, receiver) = bounded::<Job>(capacity);
         let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<Signature, String>>();
         let mut threads = Vec::new();
         let stats = Arc::new(ModelStats::default());
-        for i in 0..instances.max(1) {
+        for i in 0..options.instances.max(1) {
             let receiver = receiver.clone();
             let factory = factory.clone();
             let loaded_tx = loaded_tx.clone();
             let stats = stats.clone();
+            let requested = options.batching.clone();
+            let thread_label = label.to_string();
             let thread = std::thread::Builder::new()
                 .name(format!("model-{label}-{i}"))
                 .spawn(move || {
@@ -71,22 +123,16 @@ impl Workers {
                     };
                     let _ = loaded_tx.send(Ok(backend.signature().clone()));
                     drop(loaded_tx);
-                    for job in receiver.iter() {
-                        if job.reply.is_closed() {
-                            continue; // the client has gone: do not spend compute on it
-                        }
-                        stats.queue.add(job.enqueued.elapsed());
-                        let result = catch_unwind(AssertUnwindSafe(|| {
-                            backend.run(job.inputs, job.outputs.as_deref())
-                        }))
-                        .unwrap_or_else(|_| {
-                            Err(Error::Internal("the model panicked while running".into()))
-                        })
-                        .map(|(outputs, timings)| {
-                            stats.record_execution(1, timings);
-                            outputs
-                        });
-                        let _ = job.reply.send(result);
+                    let policy =
+                        requested.filter(|_| batching::batchable(backend.signature()).is_ok());
+                    let mut runner = Runner {
+                        backend: backend.as_mut(),
+                        stats: &stats,
+                        label: &thread_label,
+                    };
+                    match policy {
+                        Some(policy) => batching::serve(&mut runner, &receiver, &policy),
+                        None => serve_one_by_one(&mut runner, &receiver),
                     }
                 })
                 .map_err(|e| format!("cannot start a worker thread: {e}"))?;
@@ -101,18 +147,30 @@ impl Workers {
                 Err(e) => failure = Some(e),
             }
         }
+        let loaded = signature.is_some();
+        let signature = signature.unwrap_or_default();
+        let batching = match (options.batching, batching::batchable(&signature)) {
+            (Some(policy), Ok(())) => Some(policy),
+            (Some(_), Err(why)) => {
+                tracing::warn!(model = %label, "adaptive batching stays off: {why}");
+                None
+            }
+            (None, _) => None,
+        };
         let mut workers = Workers {
             sender: Some(sender),
             threads,
-            signature: signature.clone().unwrap_or_default(),
+            signature,
             label: label.to_string(),
             capacity,
+            batching,
+            default_timeout: options.default_timeout,
             stats,
         };
-        match (failure, signature) {
-            (Some(reason), _) => Err(reason),
-            (None, None) => Err("no worker started".into()),
-            (None, Some(_)) => {
+        match failure {
+            Some(reason) => Err(reason),
+            None if !loaded => Err("no worker started".into()),
+            None => {
                 workers.threads.retain(|t| !t.is_finished());
                 Ok(workers)
             }
@@ -134,11 +192,23 @@ impl Workers {
         &self.signature
     }
 
-    /// Queues a request and waits for its result; a full queue is answered at once with `Overloaded`.
+    /// The adaptive batching in force, if any.
+    pub fn batching(&self) -> Option<&BatchPolicy> {
+        self.batching.as_ref()
+    }
+
+    /// The time a request may take when it does not set its own `timeout`.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.default_timeout
+    }
+
+    /// Queues a request and waits for its result, at most until `deadline`; a full queue is answered at once
+    /// with `Overloaded`, a deadline passed with `Timeout` (the request is then dropped if it has not run).
     pub async fn infer(
         &self,
         inputs: Vec<Tensor>,
         outputs: Option<Vec<String>>,
+        deadline: Option<Instant>,
     ) -> Result<Vec<Tensor>, Error> {
         let (reply, result) = oneshot::channel();
         let sender = self
@@ -148,6 +218,7 @@ impl Workers {
         sender
             .try_send(Job {
                 enqueued: Instant::now(),
+                deadline,
                 inputs,
                 outputs,
                 reply,
@@ -161,9 +232,15 @@ impl Workers {
                     Error::Internal(format!("the workers of model {} have stopped", self.label))
                 }
             })?;
-        result.await.map_err(|_| {
-            Error::Internal(format!("the workers of model {} have stopped", self.label))
-        })?
+        let stopped =
+            |_| Error::Internal(format!("the workers of model {} have stopped", self.label));
+        match deadline {
+            None => result.await.map_err(stopped)?,
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), result)
+                .await
+                .map_err(|_| timed_out(&self.label, "before it finished"))?
+                .map_err(stopped)?,
+        }
     }
 }
 
@@ -173,6 +250,53 @@ impl Drop for Workers {
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
+    }
+}
+
+/// What a worker thread needs to run jobs: its backend, the model's statistics and its name for messages.
+pub(crate) struct Runner<'a> {
+    pub backend: &'a mut dyn Backend,
+    pub stats: &'a ModelStats,
+    pub label: &'a str,
+}
+
+impl Runner<'_> {
+    /// Runs the backend, turning a panic into an error.
+    pub fn execute(
+        &mut self,
+        inputs: Vec<Tensor>,
+        outputs: Option<&[String]>,
+    ) -> Result<(Vec<Tensor>, Timings), Error> {
+        let backend = &mut *self.backend;
+        catch_unwind(AssertUnwindSafe(|| backend.run(inputs, outputs)))
+            .unwrap_or_else(|_| Err(Error::Internal("the model panicked while running".into())))
+    }
+
+    /// Runs one job on its own (when its client still waits) and answers it.
+    pub fn run_one(&mut self, job: Job) {
+        let Some(job) = job.still_wanted(Instant::now(), self.label) else {
+            return;
+        };
+        self.stats.queue.add(job.enqueued.elapsed());
+        self.run_now(job);
+    }
+
+    /// Runs one job on its own and answers it (queue time already recorded).
+    pub fn run_now(&mut self, job: Job) {
+        let result = self
+            .execute(job.inputs, job.outputs.as_deref())
+            .map(|(outputs, timings)| {
+                self.stats.record_execution(1, timings);
+                outputs
+            });
+        let _ = job.reply.send(result);
+    }
+}
+
+/// The loop of a worker without batching: one job at a time, in queue order.
+fn serve_one_by_one(runner: &mut Runner<'_>, receiver: &Receiver<Job>) {
+    for job in receiver.iter() {
+        runner.run_one(job);
     }
 }
 
@@ -199,28 +323,39 @@ mod tests {
         }
     }
 
+    fn options(instances: usize, capacity: usize) -> WorkerOptions {
+        WorkerOptions {
+            instances,
+            capacity,
+            ..WorkerOptions::default()
+        }
+    }
+
     fn echo_factory() -> BackendFactory {
         Arc::new(|| Ok(Box::new(Echo(Signature::default())) as Box<dyn Backend>))
     }
 
     #[tokio::test]
     async fn runs_jobs_and_survives_panics() {
-        let workers = Workers::start("echo", 2, 4, echo_factory()).unwrap();
+        let workers = Workers::start("echo", options(2, 4), echo_factory()).unwrap();
         let t = Tensor::new("x", vec![1], TensorData::Int32(vec![7])).unwrap();
         assert_eq!(
-            workers.infer(vec![t.clone()], None).await.unwrap(),
+            workers.infer(vec![t.clone()], None, None).await.unwrap(),
             vec![t.clone()]
         );
-        let err = workers.infer(vec![], None).await.unwrap_err();
+        let err = workers.infer(vec![], None, None).await.unwrap_err();
         assert!(matches!(err, Error::Internal(_)));
-        assert_eq!(workers.infer(vec![t.clone()], None).await.unwrap(), vec![t]);
+        assert_eq!(
+            workers.infer(vec![t.clone()], None, None).await.unwrap(),
+            vec![t]
+        );
     }
 
     #[test]
     fn load_failure_is_reported() {
         let factory: BackendFactory = Arc::new(|| Err("bad file".to_string()));
         assert_eq!(
-            Workers::start("bad", 2, 4, factory).err().unwrap(),
+            Workers::start("bad", options(2, 4), factory).err().unwrap(),
             "bad file"
         );
     }

@@ -12,11 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::Error;
+use crate::model::batching::BatchPolicy;
 use crate::model::onnx::{OnnxBackend, SessionOptions};
-use crate::model::worker::{BackendFactory, Workers};
+use crate::model::worker::{parse_timeout, BackendFactory, WorkerOptions, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::DataType;
 use discovery::ModelSource;
+use ort::session::builder::PrepackedWeights;
 use settings::{ModelSettings, TensorSettings};
 
 /// Where a model version is in its life.
@@ -321,10 +323,28 @@ fn load(
     let options = SessionOptions::from_extra(&source.settings.parameters.extra, instances)?;
     let name = label(&source.name, source.version.as_deref());
     let factory_label = name.clone();
+    // Instances share one container of pre-packed weights (made on first use, inside the worker's panic guard).
+    let shared = std::sync::OnceLock::new();
     let factory: BackendFactory = Arc::new(move || {
-        OnnxBackend::load(&path, &options, &factory_label).map(|b| Box::new(b) as Box<dyn Backend>)
+        let weights = (instances > 1).then(|| shared.get_or_init(PrepackedWeights::new));
+        OnnxBackend::load(&path, &options, &factory_label, weights)
+            .map(|b| Box::new(b) as Box<dyn Backend>)
     });
-    let workers = Workers::start(&name, instances, queue_size, factory)?;
+    let settings = &source.settings;
+    let worker_options = WorkerOptions {
+        instances,
+        capacity: queue_size,
+        batching: BatchPolicy::from_settings(
+            settings.max_batch_size,
+            settings.max_batch_time,
+            |key| std::env::var(key).ok(),
+        )?,
+        default_timeout: match settings.parameters.extra.get("timeout") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(t) => Some(parse_timeout(t, "parameters.extra.timeout")?),
+        },
+    };
+    let workers = Workers::start(&name, worker_options, factory)?;
     let signature = Signature {
         inputs: merge_declared(
             "input",

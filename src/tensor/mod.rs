@@ -1,5 +1,6 @@
 //! The transport-independent tensor: a V2 datatype, a shape and one typed buffer; codecs live in submodules.
 
+pub mod batch;
 pub mod binary;
 pub mod json;
 pub mod ort;
