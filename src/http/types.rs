@@ -7,7 +7,8 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
-use crate::tensor::json::{decode_data, JsonData};
+use crate::tensor::json::{decode_data, decode_data_text, JsonData};
+use crate::tensor::json_scan::split_envelope;
 use crate::tensor::{parse_wire_header, Parameters, Tensor, TensorData};
 
 /// `POST .../infer` body. `data` stays raw text until the tensor's datatype and shape are known.
@@ -70,12 +71,26 @@ pub fn parse_infer_request(body: &[u8]) -> Result<InferRequest, Error> {
 /// Parses the JSON header of an infer request; inputs with `binary_data_size` take their bytes, in order,
 /// from `binary` (the binary tensor data extension), which they must use up exactly.
 pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<InferRequest, Error> {
-    let wire: InferRequestJson<'_> = serde_json::from_slice(json)
+    // Large bodies: serde reads only the envelope; the data arrays are read from the body by the fast reader.
+    let envelope = if json.len() >= FAST_PATH_BYTES {
+        split_envelope(json)
+    } else {
+        None
+    };
+    let (header, spans) = match &envelope {
+        Some(e) => (e.json.as_slice(), e.spans.as_slice()),
+        None => (json, &[][..]),
+    };
+    let wire: InferRequestJson<'_> = serde_json::from_slice(header)
         .map_err(|e| Error::InvalidInput(format!("invalid inference request: {e}")))?;
     let mut inputs = Vec::with_capacity(wire.inputs.len());
     let mut rest = binary;
-    for input in wire.inputs {
-        inputs.push(decode_input(input, &mut rest)?);
+    for (index, input) in wire.inputs.into_iter().enumerate() {
+        let text = spans
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, range)| &json[range.clone()]);
+        inputs.push(decode_input(input, text, &mut rest)?);
     }
     if !rest.is_empty() {
         return Err(Error::InvalidInput(format!(
@@ -100,7 +115,15 @@ pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<Inf
     })
 }
 
-fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Error> {
+/// Bodies from this size on take the envelope fast path (small ones are not worth the extra scan).
+const FAST_PATH_BYTES: usize = 16 * 1024;
+
+/// Decodes one input; `text` is its `data` as taken out of the body by the envelope scan, if it was.
+fn decode_input(
+    input: InputJson<'_>,
+    text: Option<&[u8]>,
+    binary: &mut &[u8],
+) -> Result<Tensor, Error> {
     let name = input.name;
     let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape)?;
     let mut parameters = input.parameters.unwrap_or_default();
@@ -133,7 +156,10 @@ fn decode_input(input: InputJson<'_>, binary: &mut &[u8]) -> Result<Tensor, Erro
             let raw = input
                 .data
                 .ok_or_else(|| Error::InvalidInput(format!("input '{name}' has no data")))?;
-            decode_data(&name, datatype, count, raw)?
+            match text {
+                Some(text) => decode_data_text(&name, datatype, count, text)?,
+                None => decode_data(&name, datatype, count, raw)?,
+            }
         }
     };
     Ok(Tensor {

@@ -8,6 +8,7 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
+use super::json_scan::{read_numbers, Number};
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
 
@@ -74,6 +75,56 @@ pub fn decode_data(
         )));
     }
     Ok(data)
+}
+
+/// Decodes a tensor's `data` given as its JSON text (a span of the request body, see
+/// [`super::json_scan`]): numeric arrays through the fast number reader, anything else (and every error) through
+/// [`decode_data`], so answers and messages are the same either way.
+pub fn decode_data_text(
+    name: &str,
+    datatype: DataType,
+    expected: usize,
+    text: &[u8],
+) -> Result<TensorData, Error> {
+    let capacity = expected.min(text.len() / 2 + 1);
+    let fast = match datatype {
+        DataType::Uint8 => read_fast(text, capacity, expected).map(TensorData::Uint8),
+        DataType::Uint16 => read_fast(text, capacity, expected).map(TensorData::Uint16),
+        DataType::Uint32 => read_fast(text, capacity, expected).map(TensorData::Uint32),
+        DataType::Uint64 => read_fast(text, capacity, expected).map(TensorData::Uint64),
+        DataType::Int8 => read_fast(text, capacity, expected).map(TensorData::Int8),
+        DataType::Int16 => read_fast(text, capacity, expected).map(TensorData::Int16),
+        DataType::Int32 => read_fast(text, capacity, expected).map(TensorData::Int32),
+        DataType::Int64 => read_fast(text, capacity, expected).map(TensorData::Int64),
+        DataType::Fp16 => read_fast(text, capacity, expected).map(TensorData::Fp16),
+        DataType::Bf16 => read_fast(text, capacity, expected).map(TensorData::Bf16),
+        DataType::Fp32 => read_fast(text, capacity, expected).map(TensorData::Fp32),
+        DataType::Fp64 => read_fast(text, capacity, expected).map(TensorData::Fp64),
+        DataType::Bool | DataType::Bytes => None,
+    };
+    if let Some(data) = fast.filter(|d| d.len() == expected) {
+        return Ok(data);
+    }
+    let raw: &RawValue = serde_json::from_slice(text).map_err(|e| {
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
+    })?;
+    decode_data(name, datatype, expected, raw)
+}
+
+fn read_fast<T: JsonScalar>(text: &[u8], capacity: usize, limit: usize) -> Option<Vec<T>> {
+    let mut out = Vec::with_capacity(capacity);
+    read_numbers(text, limit, |n| {
+        out.push(match n {
+            Number::U64(v) => T::from_u64(v)?,
+            Number::I64(v) => T::from_i64(v)?,
+            Number::F64(v) => T::from_f64(v)?,
+            Number::Null => T::from_null()?,
+        });
+        Some(())
+    })?;
+    Some(out)
 }
 
 fn decode_scalars<T: JsonScalar>(

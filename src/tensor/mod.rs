@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod binary;
 pub mod json;
+pub mod json_scan;
 pub mod ort;
 
 use half::{bf16, f16};

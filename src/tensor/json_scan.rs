@@ -1,0 +1,572 @@
+//! Fast path for large REST JSON requests: one structural scan finds each input's `data` value in the body, so
+//! serde reads only the small envelope, and numeric arrays are read by a dedicated number reader (correctly
+//! rounded f64 first, as MLServer's Python does). Anything unusual returns `None` and the general path runs.
+
+use std::ops::Range;
+
+use memchr::{memchr2, memchr3};
+
+/// The body with every input's `data` value replaced by `[]`, and where those values were: (input index, bytes).
+pub struct Envelope {
+    /// The request JSON without its data arrays (serde reads this).
+    pub json: Vec<u8>,
+    /// For each input whose `data` was taken out: its position in `inputs` and its byte range in the body.
+    pub spans: Vec<(usize, Range<usize>)>,
+}
+
+/// Splits `body` into the envelope and the data spans; `None` when the scan meets anything it does not expect
+/// (escaped keys, repeated keys, no data at all...): the caller then parses the body as a whole.
+pub fn split_envelope(body: &[u8]) -> Option<Envelope> {
+    let mut s = Scan { b: body, i: 0 };
+    let mut spans = Vec::new();
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if s.peek()? == b'}' {
+        return None;
+    }
+    let mut seen_inputs = false;
+    loop {
+        s.ws();
+        let key = s.key()?;
+        s.ws();
+        s.eat(b':')?;
+        s.ws();
+        if key == b"inputs" {
+            if seen_inputs {
+                return None;
+            }
+            seen_inputs = true;
+            s.inputs(&mut spans)?;
+        } else {
+            s.skip_value()?;
+        }
+        s.ws();
+        match s.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let taken: usize = spans.iter().map(|(_, r)| r.len()).sum();
+    let mut json = Vec::with_capacity(body.len() - taken + 2 * spans.len());
+    let mut at = 0;
+    for (_, range) in &spans {
+        json.extend_from_slice(&body[at..range.start]);
+        json.extend_from_slice(b"[]");
+        at = range.end;
+    }
+    json.extend_from_slice(&body[at..]);
+    Some(Envelope { json, spans })
+}
+
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scan<'a> {
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let c = self.peek()?;
+        self.i += 1;
+        Some(c)
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.next()? == c).then_some(())
+    }
+
+    /// Skips a string starting at the quote; returns whether it held an escape.
+    fn string(&mut self) -> Option<bool> {
+        self.eat(b'"')?;
+        let mut escaped = false;
+        loop {
+            let at = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Some(escaped);
+            }
+            escaped = true;
+            self.i = at + 2;
+            if self.i > self.b.len() {
+                return None;
+            }
+        }
+    }
+
+    /// An object key without escapes.
+    fn key(&mut self) -> Option<&'a [u8]> {
+        let start = self.i + 1;
+        if self.string()? {
+            return None;
+        }
+        Some(&self.b[start..self.i - 1])
+    }
+
+    /// Skips one value. Brackets are balanced per kind, skipping strings; validity is left to the parsers that
+    /// read the envelope (serde) and the data (the number reader, or serde again).
+    fn skip_value(&mut self) -> Option<()> {
+        let (open, close) = match self.peek()? {
+            b'"' => return self.string().map(|_| ()),
+            b'[' => (b'[', b']'),
+            b'{' => (b'{', b'}'),
+            _ => {
+                while !matches!(
+                    self.peek()?,
+                    b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t'
+                ) {
+                    self.i += 1;
+                }
+                return Some(());
+            }
+        };
+        let mut depth = 0usize;
+        loop {
+            let at = self.i + memchr3(b'"', open, close, &self.b[self.i..])?;
+            self.i = at;
+            match self.b[at] {
+                b'"' => {
+                    self.string()?;
+                }
+                c if c == open => {
+                    depth += 1;
+                    self.i += 1;
+                }
+                _ => {
+                    depth -= 1;
+                    self.i += 1;
+                    if depth == 0 {
+                        return Some(());
+                    }
+                }
+            }
+        }
+    }
+
+    /// The `inputs` array: records the span of each input object's `data`.
+    fn inputs(&mut self, spans: &mut Vec<(usize, Range<usize>)>) -> Option<()> {
+        self.eat(b'[')?;
+        self.ws();
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Some(());
+        }
+        let mut index = 0;
+        loop {
+            self.ws();
+            self.eat(b'{')?;
+            self.ws();
+            if self.peek()? == b'}' {
+                self.i += 1;
+            } else {
+                loop {
+                    self.ws();
+                    let key = self.key()?;
+                    let is_data = key == b"data";
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    let start = self.i;
+                    self.skip_value()?;
+                    if is_data {
+                        if spans.last().is_some_and(|(i, _)| *i == index) {
+                            return None;
+                        }
+                        spans.push((index, start..self.i));
+                    }
+                    self.ws();
+                    match self.next()? {
+                        b',' => continue,
+                        b'}' => break,
+                        _ => return None,
+                    }
+                }
+            }
+            index += 1;
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b']' => return Some(()),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// A number element as the reader hands it over: integer literals as integers (as serde_json and Python read
+/// them), others as correctly rounded f64.
+pub enum Number {
+    /// A non-negative integer literal.
+    U64(u64),
+    /// A negative integer literal.
+    I64(i64),
+    /// A literal with a fraction or exponent.
+    F64(f64),
+    /// `null`.
+    Null,
+}
+
+/// Reads a JSON array of numbers (nested to any depth, flat order) calling `push` for each; `None` when the text
+/// is anything else (strings, booleans, syntax errors, `-0`, integers beyond 64 bits, non-finite floats), when
+/// there are more than `limit` elements, or when `push` refuses one. Returns the element count.
+pub fn read_numbers(
+    text: &[u8],
+    limit: usize,
+    mut push: impl FnMut(Number) -> Option<()>,
+) -> Option<usize> {
+    let b = text;
+    let mut i = 0;
+    let ws = |i: &mut usize| {
+        while matches!(b.get(*i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            *i += 1;
+        }
+    };
+    ws(&mut i);
+    if b.get(i) != Some(&b'[') {
+        return None;
+    }
+    i += 1;
+    let mut depth = 1usize;
+    let mut need_value = true;
+    let mut may_close = true;
+    let mut count = 0usize;
+    while depth > 0 {
+        ws(&mut i);
+        let c = *b.get(i)?;
+        if need_value {
+            match c {
+                b'[' => {
+                    depth += 1;
+                    i += 1;
+                    may_close = true;
+                    continue;
+                }
+                b']' if may_close => {
+                    depth -= 1;
+                    i += 1;
+                    need_value = false;
+                    continue;
+                }
+                b'n' if b.get(i..i + 4) == Some(b"null") => {
+                    i += 4;
+                    if count >= limit {
+                        return None;
+                    }
+                    push(Number::Null)?;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let (number, end) = number(b, i)?;
+                    i = end;
+                    if count >= limit {
+                        return None;
+                    }
+                    push(number)?;
+                }
+                _ => return None,
+            }
+            count += 1;
+            need_value = false;
+        } else {
+            match c {
+                b',' => {
+                    need_value = true;
+                    may_close = false;
+                }
+                b']' => depth -= 1,
+                _ => return None,
+            }
+            i += 1;
+        }
+    }
+    ws(&mut i);
+    (i == b.len()).then_some(count)
+}
+
+/// Exact powers of ten representable in f64 (Clinger's fast path).
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Eight ASCII digits at `i` as their value (SWAR, as in fast_float), if all eight are digits.
+fn eight_digits(b: &[u8], i: usize) -> Option<u64> {
+    let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    let v = u64::from_le_bytes(chunk);
+    let all_digits = (v & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030
+        && (v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) == 0x3030_3030_3030_3030;
+    if !all_digits {
+        return None;
+    }
+    let v = v - 0x3030_3030_3030_3030;
+    let v = (v * 10) + (v >> 8);
+    let mask = 0x0000_00FF_0000_00FF;
+    let v = ((v & mask).wrapping_mul(100 + (1_000_000 << 32))
+        + ((v >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    Some(v)
+}
+
+/// Reads the JSON number at `start`; returns it and the index after it.
+fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
+    let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
+    let mut i = start;
+    let negative = b[i] == b'-';
+    if negative {
+        i += 1;
+    }
+    // Significand digits, accumulated while they fit (at most 19).
+    let mut mantissa = 0u64;
+    let mut digits = 0usize;
+    let mut dropped = false;
+    macro_rules! accumulate {
+        ($d:expr) => {
+            if digits < 19 {
+                mantissa = mantissa * 10 + u64::from($d - b'0');
+                digits += 1;
+            } else {
+                dropped = true;
+            }
+        };
+    }
+    match b.get(i)? {
+        b'0' => i += 1,
+        b'1'..=b'9' => {
+            while digits + 8 <= 19 {
+                match eight_digits(b, i) {
+                    Some(v) => {
+                        mantissa = mantissa * 100_000_000 + v;
+                        digits += 8;
+                        i += 8;
+                    }
+                    None => break,
+                }
+            }
+            while digit(i) {
+                accumulate!(b[i]);
+                i += 1;
+            }
+        }
+        _ => return None,
+    }
+    let mut exponent: i64 = 0;
+    let mut is_float = false;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digit(i) {
+            return None;
+        }
+        if mantissa == 0 {
+            // Leading zeros of the fraction only move the point.
+            while b.get(i) == Some(&b'0') {
+                exponent -= 1;
+                i += 1;
+            }
+        }
+        while digits + 8 <= 19 {
+            match eight_digits(b, i) {
+                Some(v) => {
+                    mantissa = mantissa * 100_000_000 + v;
+                    digits += 8;
+                    exponent -= 8;
+                    i += 8;
+                }
+                None => break,
+            }
+        }
+        while digit(i) {
+            accumulate!(b[i]);
+            if !dropped {
+                exponent -= 1;
+            }
+            i += 1;
+        }
+        is_float = true;
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        let mut sign = 1;
+        match b.get(i) {
+            Some(b'-') => {
+                sign = -1;
+                i += 1;
+            }
+            Some(b'+') => i += 1,
+            _ => {}
+        }
+        if !digit(i) {
+            return None;
+        }
+        let mut e: i64 = 0;
+        while digit(i) {
+            e = (e * 10 + i64::from(b[i] - b'0')).min(1 << 20);
+            i += 1;
+        }
+        exponent += sign * e;
+        is_float = true;
+    }
+    if !is_float {
+        if dropped {
+            return None; // beyond 64 bits: the general decoder decides
+        }
+        return Some((
+            match (negative, mantissa) {
+                (false, m) => Number::U64(m),
+                (true, 0) => return None, // -0: the general decoder decides
+                (true, m) => Number::I64(0i64.checked_sub_unsigned(m)?),
+            },
+            i,
+        ));
+    }
+    let value = if !dropped && mantissa <= 1 << 53 && exponent.unsigned_abs() <= 22 {
+        // Both operands are exact, so one IEEE operation rounds correctly.
+        let m = mantissa as f64;
+        let p = POW10[exponent.unsigned_abs() as usize];
+        if exponent < 0 {
+            m / p
+        } else {
+            m * p
+        }
+    } else if !dropped && mantissa != 0 && (-19..=0).contains(&exponent) {
+        // Exact quotient in 128 bits: at least 64 significant bits plus a sticky bit for the remainder, so the
+        // one rounding of `as f64` is the correct one; scaling by a power of two is exact.
+        let shift = (mantissa.leading_zeros() + 64) as i32;
+        let numerator = u128::from(mantissa) << shift;
+        let divisor = 10u128.pow(exponent.unsigned_abs() as u32);
+        let quotient = numerator / divisor;
+        let sticky = u128::from(!numerator.is_multiple_of(divisor));
+        (quotient | sticky) as f64 * f64::from_bits(((1023 - shift) as u64) << 52)
+    } else {
+        std::str::from_utf8(&b[start + usize::from(negative)..i])
+            .ok()?
+            .parse::<f64>()
+            .ok()?
+    };
+    if !value.is_finite() {
+        return None;
+    }
+    Some((Number::F64(if negative { -value } else { value }), i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn floats(text: &str) -> Option<Vec<f64>> {
+        let mut out = Vec::new();
+        read_numbers(text.as_bytes(), usize::MAX, |n| {
+            out.push(match n {
+                Number::U64(v) => v as f64,
+                Number::I64(v) => v as f64,
+                Number::F64(v) => v,
+                Number::Null => f64::NAN,
+            });
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[test]
+    fn numbers_match_std_parsing() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut texts = vec![
+            "0.1".to_string(),
+            "-2.5e-3".to_string(),
+            "1E22".to_string(),
+            "1e23".to_string(),
+            "9007199254740993.0".to_string(),
+            "0.30000000000000004".to_string(),
+            "123456789012345678901.5".to_string(),
+            "4.9e-324".to_string(),
+            "1.7976931348623157e308".to_string(),
+            "0.000001234".to_string(),
+        ];
+        for _ in 0..20000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            texts.push(format!("{:?}", f64::from_bits(state >> 2)));
+            texts.push(format!("{:?}", (state >> 40) as f32 as f64 / 16777216.0));
+            texts.push(format!(
+                "{:?}",
+                f32::from_bits((state >> 33) as u32 & 0x7f7f_ffff)
+            ));
+        }
+        for text in texts {
+            let expected: f64 = text.parse().unwrap();
+            if !expected.is_finite() {
+                continue;
+            }
+            let got = floats(&format!("[{text}]")).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(got[0].to_bits(), expected.to_bits(), "{text}");
+        }
+    }
+
+    #[test]
+    fn arrays_flat_nested_and_refused() {
+        assert_eq!(
+            floats(" [ [1, 2.5] ,[ -3,null] ] ").unwrap()[..3],
+            [1.0, 2.5, -3.0]
+        );
+        assert_eq!(floats("[]").unwrap(), Vec::<f64>::new());
+        for bad in [
+            "[1,]",
+            "[,1]",
+            "[1 2]",
+            "[01]",
+            "[1.]",
+            "[.5]",
+            "[+1]",
+            "[1e]",
+            "[-]",
+            "[-0]",
+            "[1e400]",
+            "[\"1\"]",
+            "[true]",
+            "[1]]",
+            "[[1]",
+            "1",
+            "[NaN]",
+            "[1] x",
+            "[18446744073709551616]",
+        ] {
+            assert!(floats(bad).is_none(), "{bad}");
+        }
+        assert!(read_numbers(b"[1,2,3]", 2, |_| Some(())).is_none());
+    }
+
+    #[test]
+    fn envelope_takes_out_data() {
+        let body = br#"{"id": "a\"]", "inputs": [{"name": "x", "data": [[1, 2], [3]], "shape": [3]},
+            {"name": "y", "parameters": {"binary_data_size": 4}}, {"data": ["]", "["], "name": "z"}],
+            "outputs": [{"name": "o"}]}"#;
+        let env = split_envelope(body).unwrap();
+        let spans: Vec<(usize, &[u8])> = env
+            .spans
+            .iter()
+            .map(|(i, r)| (*i, &body[r.clone()]))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![(0, &b"[[1, 2], [3]]"[..]), (2, &br#"["]", "["]"#[..])]
+        );
+        let json: serde_json::Value = serde_json::from_slice(&env.json).unwrap();
+        assert_eq!(json["inputs"][0]["data"], serde_json::json!([]));
+        assert_eq!(json["id"], "a\"]");
+        assert!(split_envelope(br#"{"inputs": [{"da\u0074a": [1]}]}"#).is_none());
+        assert!(split_envelope(br#"{"inputs": [{"data": [1], "data": [2]}]}"#).is_none());
+        assert!(split_envelope(br#"{"inputs": [{"name": "x"}]}"#).is_none());
+    }
+}
