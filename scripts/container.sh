@@ -5,9 +5,10 @@
 # Works offline: base images cannot be pulled here, so local stand-ins are built under the Dockerfile's names
 #   docker.io/library/rust:1-bookworm      debootstrap --variant=minbase bookworm (+ gcc, libc6-dev) + this host's
 #                                          Rust toolchain (rustup proxies in /usr/local/cargo/bin, as in the real one)
-#   gcr.io/distroless/cc-debian12:nonroot  scratch image: the files of bookworm's libc6, libgcc-s1, libgomp1,
-#                                          libstdc++6, libssl3, netbase, tzdata; the CA bundle; passwd/group with
-#                                          root, nobody and nonroot (65532); USER 65532 (as distroless does)
+#   gcr.io/distroless/base-nossl-debian12:nonroot
+#                                          scratch image: the files of bookworm's libc6, netbase, tzdata; the CA
+#                                          bundle; passwd/group with root, nobody and nonroot (65532); USER 65532
+#                                          (as distroless does)
 # then `podman build --pull=never --network none` with this host's cargo registry mounted read-only.
 # The stand-ins are built once and kept (podman's store; debootstrap's tree under $OXINFER_STANDINS_DIR).
 #
@@ -29,7 +30,7 @@ PORT="${OXINFER_SMOKE_PORT:-18080}"
 CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 BUILDER_IMAGE="docker.io/library/rust:1-bookworm"
-RUNTIME_IMAGE="gcr.io/distroless/cc-debian12:nonroot"
+RUNTIME_IMAGE="gcr.io/distroless/base-nossl-debian12:nonroot"
 NAME="oxinfer-smoke-$$"
 
 log() { echo "container: $*" >&2; }
@@ -61,7 +62,7 @@ debootstrap_tree() {
     log "debootstrap bookworm (minbase + gcc, libc6-dev, tzdata) into $tree"
     rm -rf "$tree"
     debootstrap --variant=minbase \
-      --include=gcc,libc6-dev,libgomp1,pkg-config,make,ca-certificates,netbase,tzdata \
+      --include=gcc,libc6-dev,libstdc++6,pkg-config,make,ca-certificates,netbase,tzdata \
       bookworm "$tree" "$MIRROR" >&2
     touch "$tree/.complete"
   fi
@@ -105,8 +106,8 @@ build_runtime_standin() {
   rm -rf "$stage"
   mkdir -p "$stage"/usr/{bin,sbin,lib,lib64} "$stage"/{etc/ssl/certs,tmp,home/nonroot,root,var/lib}
   for d in bin sbin lib lib64; do ln -s "usr/$d" "$stage/$d"; done   # merged /usr, as bookworm
-  log "runtime stand-in: files of libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 netbase tzdata from $tree"
-  chroot "$tree" dpkg -L libc6 libgcc-s1 libgomp1 libstdc++6 libssl3 netbase tzdata \
+  log "runtime stand-in: files of libc6 netbase tzdata from $tree"
+  chroot "$tree" dpkg -L libc6 netbase tzdata \
     | grep -v -E '^/usr/share/(doc|man|lintian|locale|bug|info)(/|$)' | grep -v '^/\.$' | sort -u > "$list"
   tar -C "$tree" --no-recursion -cf - -T <(sed 's|^/|./|' "$list") 2>/dev/null \
     | tar -C "$stage" --keep-directory-symlink -xf -
@@ -132,7 +133,7 @@ EOF
         --change 'USER 65532' \
         --change 'WORKDIR /home/nonroot' \
         - "$RUNTIME_IMAGE" >/dev/null
-  podman tag "$RUNTIME_IMAGE" gcr.io/distroless/cc-debian12:latest
+  podman tag "$RUNTIME_IMAGE" gcr.io/distroless/base-nossl-debian12:latest
   rm -rf "$stage"
 }
 
@@ -140,7 +141,7 @@ build() {
   bash scripts/provision-ort.sh
   [[ -d "$CARGO_HOME/registry" ]] || die "no cargo registry at $CARGO_HOME/registry (run cargo fetch --locked once)"
   if [[ "${OXINFER_REBUILD_STANDINS:-0}" == 1 ]]; then
-    podman rmi -f "$BUILDER_IMAGE" "$RUNTIME_IMAGE" gcr.io/distroless/cc-debian12:latest >/dev/null 2>&1 || true
+    podman rmi -f "$BUILDER_IMAGE" "$RUNTIME_IMAGE" gcr.io/distroless/base-nossl-debian12:latest >/dev/null 2>&1 || true
   fi
   podman image exists "$BUILDER_IMAGE" || build_builder_standin
   podman image exists "$RUNTIME_IMAGE" || build_runtime_standin

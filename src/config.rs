@@ -156,7 +156,7 @@ impl CorsSettings {
                 .map_err(|_| bad("allow_headers/expose_headers", header))?;
         }
         if let Some(regex) = &self.allow_origin_regex {
-            regex::Regex::new(regex).map_err(|e| {
+            regex_lite::Regex::new(regex).map_err(|e| {
                 ConfigError(format!(
                     "invalid setting cors_settings.allow_origin_regex {regex:?}: {e}"
                 ))

@@ -115,7 +115,7 @@ pub fn cors_layer(c: &CorsSettings) -> CorsLayer {
     let regex = c
         .allow_origin_regex
         .as_ref()
-        .and_then(|r| regex::Regex::new(&format!("^(?:{r})$")).ok());
+        .and_then(|r| regex_lite::Regex::new(&format!("^(?:{r})$")).ok());
     let origin = if star(&c.allow_origins) {
         // With credentials, browsers refuse `*`: echo the origin instead (as Starlette does).
         if credentials {
