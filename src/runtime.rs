@@ -81,12 +81,27 @@ pub fn locate(flag: Option<&Path>) -> Result<PathBuf, Error> {
     )))
 }
 
+/// ONNX Runtime 1.29+ on Linux starts a telemetry uploader when its environment is created (a device id and an
+/// event cache under ~/.cache/Microsoft, an upload to Microsoft): a server must not phone home, and the set-up
+/// costs start-up time. These variables, read before the environment exists, turn all of it off.
+const TELEMETRY_OPT_OUT: [&str; 2] = ["ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"];
+
+fn opt_out_of_telemetry() {
+    for var in TELEMETRY_OPT_OUT {
+        if std::env::var_os(var).is_none() {
+            // Called before the library is loaded and, from the CLI, before any other thread exists.
+            std::env::set_var(var, "1");
+        }
+    }
+}
+
 /// Loads the library and creates the environment (once per process; later calls return the first result).
 pub fn init(flag: Option<&Path>) -> Result<&'static Environment, Error> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
     let path = locate(flag)?;
+    opt_out_of_telemetry();
     let builder = ort::init_from(&path).map_err(|e| {
         Error::Internal(format!(
             "cannot load ONNX Runtime from {}: {e}",
@@ -95,6 +110,7 @@ pub fn init(flag: Option<&Path>) -> Result<&'static Environment, Error> {
     })?;
     let env = builder
         .with_name("oxinfer")
+        .with_telemetry(false)
         .build()
         .map_err(|e| Error::Internal(format!("cannot create the ONNX Runtime environment: {e}")))?;
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");

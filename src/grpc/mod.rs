@@ -58,8 +58,16 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the descriptor sets built into the binary are valid");
     let request_id = axum::http::HeaderName::from_static(crate::http::hygiene::REQUEST_ID);
+    const STREAM_WINDOW: u32 = 8 << 20;
+    const CONNECTION_WINDOW: u32 = 32 << 20;
+    const MAX_FRAME: u32 = 1 << 20;
     // The first layer is the outermost: metrics see the final status code.
     Server::builder()
+        // Tensors are large: HTTP/2's 64 KiB default windows would make a client stop for a WINDOW_UPDATE round
+        // trip every 64 KiB of a request (about ten per MobileNet image); big frames mean fewer, larger chunks.
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW))
+        .max_frame_size(Some(MAX_FRAME))
         .layer(crate::metrics::grpc::GrpcMetricsLayer::new(metrics))
         .layer(tower_http::request_id::SetRequestIdLayer::new(
             request_id.clone(),

@@ -14,6 +14,9 @@ use crate::error::Error;
 use crate::tensor::ort::{datatype_of, from_ort_value, to_ort_value};
 use crate::tensor::Tensor;
 
+/// Whether sessions keep ONNX Runtime's CPU arena and memory patterns unless the settings say otherwise.
+const ARENA_DEFAULT: bool = true;
+
 /// Session options, read from model-settings `parameters.extra`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SessionOptions {
@@ -23,6 +26,10 @@ pub struct SessionOptions {
     pub inter_op_threads: usize,
     /// `graph_optimization_level`: disable, basic, extended or all.
     pub optimization: GraphOptimizationLevel,
+    /// `enable_cpu_mem_arena`: ONNX Runtime's CPU arena keeps the largest activations it has seen.
+    pub cpu_mem_arena: bool,
+    /// `enable_mem_pattern`: pre-plans activation memory from the first run's shapes.
+    pub mem_pattern: bool,
 }
 
 impl Default for SessionOptions {
@@ -31,6 +38,8 @@ impl Default for SessionOptions {
             intra_op_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             inter_op_threads: 1,
             optimization: GraphOptimizationLevel::All,
+            cpu_mem_arena: ARENA_DEFAULT,
+            mem_pattern: ARENA_DEFAULT,
         }
     }
 }
@@ -64,6 +73,20 @@ impl SessionOptions {
         }
         if let Some(n) = count("inter_op_threads")? {
             options.inter_op_threads = n;
+        }
+        let flag = |key: &str| -> Result<Option<bool>, String> {
+            match extra.get(key) {
+                None | Some(serde_json::Value::Null) => Ok(None),
+                Some(v) => v.as_bool().map(Some).ok_or_else(|| {
+                    format!("parameters.extra.{key} must be true or false, got {v}")
+                }),
+            }
+        };
+        if let Some(on) = flag("enable_cpu_mem_arena")? {
+            options.cpu_mem_arena = on;
+        }
+        if let Some(on) = flag("enable_mem_pattern")? {
+            options.mem_pattern = on;
         }
         if let Some(level) = extra.get("graph_optimization_level") {
             options.optimization = match level.as_str().map(str::to_ascii_lowercase).as_deref() {
@@ -109,6 +132,12 @@ impl OnnxBackend {
             .with_parallel_execution(options.inter_op_threads > 1)
             .map_err(|e| fail(e.into()))?
             .with_optimization_level(options.optimization)
+            .map_err(|e| fail(e.into()))?
+            .with_memory_pattern(options.mem_pattern)
+            .map_err(|e| fail(e.into()))?
+            .with_execution_providers([ort::ep::CPU::default()
+                .with_arena_allocator(options.cpu_mem_arena)
+                .build()])
             .map_err(|e| fail(e.into()))?;
         if let Some(weights) = shared {
             builder = builder

@@ -109,6 +109,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("model-{label}-{i}"))
                 .spawn(move || {
+                    crate::sched::mark_compute_thread();
                     let mut backend = match catch_unwind(AssertUnwindSafe(|| factory())) {
                         Ok(Ok(backend)) => backend,
                         Ok(Err(reason)) => {
@@ -149,6 +150,7 @@ impl Workers {
         }
         let loaded = signature.is_some();
         let signature = signature.unwrap_or_default();
+        crate::memory::release_freed();
         let batching = match (options.batching, batching::batchable(&signature)) {
             (Some(policy), Ok(())) => Some(policy),
             (Some(_), Err(why)) => {

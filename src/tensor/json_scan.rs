@@ -439,15 +439,6 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
         } else {
             m * p
         }
-    } else if !dropped && mantissa != 0 && (-19..=0).contains(&exponent) {
-        // Exact quotient in 128 bits: at least 64 significant bits plus a sticky bit for the remainder, so the
-        // one rounding of `as f64` is the correct one; scaling by a power of two is exact.
-        let shift = (mantissa.leading_zeros() + 64) as i32;
-        let numerator = u128::from(mantissa) << shift;
-        let divisor = 10u128.pow(exponent.unsigned_abs() as u32);
-        let quotient = numerator / divisor;
-        let sticky = u128::from(!numerator.is_multiple_of(divisor));
-        (quotient | sticky) as f64 * f64::from_bits(((1023 - shift) as u64) << 52)
     } else {
         std::str::from_utf8(&b[start + usize::from(negative)..i])
             .ok()?
