@@ -71,7 +71,7 @@ pub async fn serve(
         .layer(crate::metrics::grpc::GrpcMetricsLayer::new(metrics))
         .layer(tower_http::request_id::SetRequestIdLayer::new(
             request_id.clone(),
-            tower_http::request_id::MakeRequestUuid,
+            crate::http::hygiene::RandomRequestId,
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
