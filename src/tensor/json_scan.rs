@@ -440,8 +440,10 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
             m * p
         }
     } else {
-        std::str::from_utf8(&b[start + usize::from(negative)..i])
-            .ok()?
+        let text = &b[start + usize::from(negative)..i];
+        debug_assert!(text.is_ascii());
+        // SAFETY: the loop above accepted only ASCII digits, '.', 'e'/'E' and signs between start and i.
+        unsafe { std::str::from_utf8_unchecked(text) }
             .parse::<f64>()
             .ok()?
     };
