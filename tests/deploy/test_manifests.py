@@ -468,7 +468,8 @@ def test_dockerfile_contract():
     froms = [rest for word, rest in instructions if word == "FROM"]
     assert len(froms) >= 2, "multi-stage"
     assert froms[0].startswith("docker.io/library/rust:1-bookworm")
-    assert froms[-1].split()[0].startswith("gcr.io/distroless/cc-debian12")
+    # Distroless without OpenSSL; the C++ runtime ONNX Runtime links is copied from the bookworm builder.
+    assert froms[-1].split()[0].startswith("gcr.io/distroless/base-nossl-debian12")
     final = instructions[max(i for i, (w, _) in enumerate(instructions) if w == "FROM") :]
     last = lambda word: [rest for w, rest in final if w == word][-1]  # noqa: E731
     entrypoint = json.loads(last("ENTRYPOINT"))
@@ -482,6 +483,9 @@ def test_dockerfile_contract():
     copies = [rest for w, rest in final if w == "COPY"]
     assert any(c.split()[-1] == f"{binary_dir}/libonnxruntime.so.1.31.1" for c in copies), (
         "ONNX Runtime must sit next to the binary"
+    )
+    assert any("libstdc++.so.6" in c and "libgcc_s.so.1" in c and "--from=builder" in c for c in copies), (
+        "ONNX Runtime needs libstdc++ and libgcc_s, which base-nossl lacks"
     )
     lib_name = re.search(r'ORT_LIB_NAME: &str = "([^"]+)"', _src("src/runtime.rs")).group(1)
     assert lib_name == "libonnxruntime.so.1.31.1"
