@@ -185,6 +185,18 @@ async fn declared_inputs_are_checked_and_their_parameters_reported() {
         &json!({"parameters": {"extra": {"intra_op_threads": 1, "inter_op_threads": 1, "graph_optimization_level": "basic"}}}),
         Some("iris"),
     );
+    write_model(
+        dir.path(),
+        "noarena",
+        &json!({"parameters": {"extra": {"enable_cpu_mem_arena": false, "enable_mem_pattern": false}}}),
+        Some("iris"),
+    );
+    write_model(
+        dir.path(),
+        "badflag",
+        &json!({"parameters": {"extra": {"enable_mem_pattern": "yes"}}}),
+        Some("iris"),
+    );
     let s = TestServer::start(dir.path()).await;
     let (status, meta) = s.get("/v2/models/declared").await;
     assert_eq!(status, 200, "{meta}");
@@ -207,6 +219,20 @@ async fn declared_inputs_are_checked_and_their_parameters_reported() {
         s.post("/v2/models/tuned/infer", &iris_request()).await.0,
         200
     );
+    assert_error(
+        &s.get("/v2/models/badflag").await,
+        503,
+        "enable_mem_pattern must be true or false",
+    );
+    let (status, body) = s.post("/v2/models/noarena/infer", &iris_request()).await;
+    assert_eq!(status, 200, "{body}");
+    let label = body["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "label")
+        .unwrap();
+    assert_eq!(label["data"], json!([0, 2]));
 }
 
 #[tokio::test]
@@ -257,4 +283,18 @@ async fn settings_json_values_reach_the_server() {
     let (_, meta) = s.get("/v2").await;
     assert_eq!(meta["name"], "custom");
     assert_eq!(meta["extensions"].as_array().unwrap().last().unwrap(), "x");
+}
+
+#[tokio::test]
+async fn onnx_runtime_telemetry_is_turned_off_before_the_library_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(dir.path(), "iris", &json!({}), Some("iris"));
+    let s = TestServer::start(dir.path()).await;
+    assert_eq!(
+        s.post("/v2/models/iris/infer", &iris_request()).await.0,
+        200
+    );
+    for var in ["ORT_DISABLE_TELEMETRY", "ORT_TELEMETRY_DISABLED"] {
+        assert_eq!(std::env::var(var).as_deref(), Ok("1"), "{var}");
+    }
 }
