@@ -67,6 +67,83 @@ async fn large_bodies_decode_like_small_ones() {
     assert_eq!(sum[16 * 399 + 3], json!(3000 - 7 - 3));
 }
 
+/// The `datatypes` identity model's inputs, one element each, but `input_fp32` given as raw JSON text.
+fn datatypes_body(fp32_rows: usize, fp32_data: &str) -> String {
+    let mut inputs = vec![format!(
+        r#"{{"name": "input_fp32", "shape": [{fp32_rows}, 1], "datatype": "FP32", "data": [{fp32_data}]}}"#
+    )];
+    for (suffix, datatype, value) in [
+        ("bool", "BOOL", "true"),
+        ("int8", "INT8", "1"),
+        ("int16", "INT16", "1"),
+        ("int32", "INT32", "1"),
+        ("int64", "INT64", "1"),
+        ("uint8", "UINT8", "1"),
+        ("uint16", "UINT16", "1"),
+        ("uint32", "UINT32", "1"),
+        ("uint64", "UINT64", "1"),
+        ("fp16", "FP16", "0.5"),
+        ("fp64", "FP64", "0.5"),
+        ("string", "BYTES", "\"a\""),
+    ] {
+        inputs.push(format!(
+            r#"{{"name": "input_{suffix}", "shape": [1, 1], "datatype": "{datatype}", "data": [{value}]}}"#
+        ));
+    }
+    format!(r#"{{"inputs": [{}]}}"#, inputs.join(", "))
+}
+
+#[tokio::test]
+async fn fp32_values_are_the_f32_of_the_correctly_rounded_f64() {
+    let s = TestServer::start(&bundled_repository()).await;
+    // Python's repr of float32 values (15-17 digits), 18-19 digit literals, points halfway between two f32s (where
+    // a quick estimate and the exact f64 can round apart), exponents, integers, negatives.
+    let mut literals: Vec<String> = vec![
+        "0.8506242036819458".into(),
+        "0.002738475799560547".into(),
+        "-0.26978665590286255".into(),
+        "1.0000000596046447753906250".into(),
+        "1.00000005960464477539".into(),
+        "1.0000000596046448".into(),
+        "1.0000000596046447".into(),
+        "3.4028234663852886e38".into(),
+        "1.5e-45".into(),
+        "7".into(),
+        "-0.0".into(),
+        "123456.78901234567".into(),
+    ];
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    while literals.len() < 3000 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let below = f32::from_bits(0x3c00_0000 + (state >> 40) as u32);
+        let half = (f64::from(below) + f64::from(f32::from_bits(below.to_bits() + 1))) / 2.0;
+        literals.push(format!("{:?}", f64::from(below)));
+        literals.push(format!("{half:.17e}"));
+        literals.push(format!("{half:.16e}").replace('e', "1e"));
+    }
+    let body = datatypes_body(literals.len(), &literals.join(", "));
+    assert!(body.len() > 64 * 1024, "takes the fast path");
+    let r = s.post_raw("/v2/models/datatypes/infer", body).await;
+    assert_eq!(r.0, 200, "{}", r.1);
+    let output = r.1["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == "output_fp32")
+        .unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(output.len(), literals.len());
+    for (literal, got) in literals.iter().zip(&output) {
+        let expected = literal.parse::<f64>().unwrap() as f32;
+        let got = got.as_f64().unwrap() as f32;
+        assert_eq!(got.to_bits(), expected.to_bits(), "{literal}");
+    }
+}
+
 #[tokio::test]
 async fn large_bodies_keep_clear_errors() {
     let s = TestServer::start(&bundled_repository()).await;

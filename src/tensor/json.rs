@@ -8,7 +8,7 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
-use super::json_scan::{read_numbers, Number};
+use super::json_scan::{read_numbers, Decimal, Number};
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
 
@@ -115,16 +115,19 @@ pub fn decode_data_text(
 
 fn read_fast<T: JsonScalar>(text: &[u8], capacity: usize, limit: usize) -> Option<Vec<T>> {
     let mut out = Vec::with_capacity(capacity);
-    read_numbers(text, limit, |n| {
-        out.push(match n {
-            Number::U64(v) => T::from_u64(v)?,
-            Number::I64(v) => T::from_i64(v)?,
-            Number::F64(v) => T::from_f64(v)?,
-            Number::Null => T::from_null()?,
-        });
-        Some(())
-    })?;
+    read_numbers(text, limit, |n| push_number(&mut out, n))?;
     Some(out)
+}
+
+#[inline(always)]
+fn push_number<T: JsonScalar>(out: &mut Vec<T>, n: Number<'_>) -> Option<()> {
+    out.push(match n {
+        Number::U64(v) => T::from_u64(v)?,
+        Number::I64(v) => T::from_i64(v)?,
+        Number::Decimal(d) => T::from_decimal(&d)?,
+        Number::Null => T::from_null()?,
+    });
+    Some(())
 }
 
 fn decode_scalars<T: JsonScalar>(
@@ -152,6 +155,11 @@ trait JsonScalar: Sized {
     fn from_i64(v: i64) -> Option<Self>;
     fn from_u64(v: u64) -> Option<Self>;
     fn from_f64(v: f64) -> Option<Self>;
+    /// A fraction/exponent literal from the fast reader (through the correctly rounded f64 unless overridden).
+    #[inline(always)]
+    fn from_decimal(d: &Decimal<'_>) -> Option<Self> {
+        Self::from_f64(d.to_f64()?)
+    }
     /// MLServer reads `null` as NaN for the float types.
     fn from_null() -> Option<Self> {
         None
@@ -192,7 +200,7 @@ int_scalar!(i32, "INT32");
 int_scalar!(i64, "INT64");
 
 macro_rules! float_scalar {
-    ($t:ty, $name:literal, $conv:expr) => {
+    ($t:ty, $name:literal, $conv:expr $(, $decimal:expr)?) => {
         impl JsonScalar for $t {
             const NAME: &'static str = $name;
             fn from_i64(v: i64) -> Option<Self> {
@@ -204,13 +212,17 @@ macro_rules! float_scalar {
             fn from_f64(v: f64) -> Option<Self> {
                 Some($conv(v))
             }
+            $(#[inline(always)]
+            fn from_decimal(d: &Decimal<'_>) -> Option<Self> {
+                $decimal(d)
+            })?
             fn from_null() -> Option<Self> {
                 Some($conv(f64::NAN))
             }
         }
     };
 }
-float_scalar!(f32, "FP32", |v: f64| v as f32);
+float_scalar!(f32, "FP32", |v: f64| v as f32, Decimal::to_f32);
 float_scalar!(f64, "FP64", |v: f64| v);
 float_scalar!(f16, "FP16", f16::from_f64);
 float_scalar!(bf16, "BF16", bf16::from_f64);

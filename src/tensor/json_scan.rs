@@ -207,25 +207,97 @@ impl<'a> Scan<'a> {
 }
 
 /// A number element as the reader hands it over: integer literals as integers (as serde_json and Python read
-/// them), others as correctly rounded f64.
-pub enum Number {
+/// them), others as a decimal the caller converts to its element type.
+pub enum Number<'a> {
     /// A non-negative integer literal.
     U64(u64),
     /// A negative integer literal.
     I64(i64),
     /// A literal with a fraction or exponent.
-    F64(f64),
+    Decimal(Decimal<'a>),
     /// `null`.
     Null,
 }
 
+/// A JSON number literal with a fraction or exponent, scanned but not yet converted: its significand (up to 19
+/// digits) and power of ten, and its text for the cases the quick conversions do not cover.
+pub struct Decimal<'a> {
+    /// The literal without its sign.
+    text: &'a [u8],
+    negative: bool,
+    mantissa: u64,
+    exponent: i64,
+    /// Digits beyond the 19 that `mantissa` holds were left out (`exponent` is then not meaningful).
+    truncated: bool,
+}
+
+impl Decimal<'_> {
+    /// The correctly rounded f64 (as Python's `float()` reads it); `None` when it is not finite.
+    pub fn to_f64(&self) -> Option<f64> {
+        let value =
+            if !self.truncated && self.mantissa <= 1 << 53 && self.exponent.unsigned_abs() <= 22 {
+                // Clinger's fast path: both operands are exact, so one IEEE operation rounds correctly.
+                let m = self.mantissa as f64;
+                let p = POW10[self.exponent.unsigned_abs() as usize];
+                if self.exponent < 0 {
+                    m / p
+                } else {
+                    m * p
+                }
+            } else {
+                debug_assert!(self.text.is_ascii());
+                // SAFETY: the scanner accepted only ASCII digits, '.', 'e'/'E' and signs in `text`.
+                unsafe { std::str::from_utf8_unchecked(self.text) }
+                    .parse::<f64>()
+                    .ok()?
+            };
+        value
+            .is_finite()
+            .then_some(if self.negative { -value } else { value })
+    }
+
+    /// The f32 nearest to the correctly rounded f64, as numpy's `astype(float32)` of Python's float gives; `None`
+    /// when the f64 is not finite. The value is first computed with plain f64 operations (error under 4 ulp of
+    /// f64) and kept unless it lies within a few f64 ulp of a point halfway between two f32s, where the exact f64
+    /// decides: elsewhere the exact value, its f64 rounding and the estimate all round to the same f32.
+    #[inline(always)]
+    pub fn to_f32(&self) -> Option<f32> {
+        if !self.truncated && self.exponent.unsigned_abs() <= 22 {
+            let m = self.mantissa as f64;
+            let value = if self.exponent < 0 {
+                m * NEG_POW10[self.exponent.unsigned_abs() as usize]
+            } else {
+                m * POW10[self.exponent as usize]
+            };
+            // The 29 low significand bits are what f32 rounding drops; 1 << 28 is the halfway point.
+            let low = value.to_bits() & ((1 << 29) - 1);
+            if (f64::from(f32::MIN_POSITIVE)..=f64::from(f32::MAX)).contains(&value)
+                && low.abs_diff(1 << 28) > 16
+            {
+                let value = value as f32;
+                return Some(if self.negative { -value } else { value });
+            }
+            if self.mantissa == 0 {
+                return Some(if self.negative { -0.0 } else { 0.0 });
+            }
+        }
+        self.to_f64().map(|v| v as f32)
+    }
+}
+
+/// The f64 nearest to each 10^-k (k <= 22): one rounding away from exact, for estimates only.
+const NEG_POW10: [f64; 23] = [
+    1e-0, 1e-1, 1e-2, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10, 1e-11, 1e-12, 1e-13, 1e-14,
+    1e-15, 1e-16, 1e-17, 1e-18, 1e-19, 1e-20, 1e-21, 1e-22,
+];
+
 /// Reads a JSON array of numbers (nested to any depth, flat order) calling `push` for each; `None` when the text
-/// is anything else (strings, booleans, syntax errors, `-0`, integers beyond 64 bits, non-finite floats), when
-/// there are more than `limit` elements, or when `push` refuses one. Returns the element count.
-pub fn read_numbers(
-    text: &[u8],
+/// is anything else (strings, booleans, syntax errors, `-0`, integers beyond 64 bits), when there are more than
+/// `limit` elements, or when `push` refuses one. Returns the element count.
+pub fn read_numbers<'a>(
+    text: &'a [u8],
     limit: usize,
-    mut push: impl FnMut(Number) -> Option<()>,
+    mut push: impl FnMut(Number<'a>) -> Option<()>,
 ) -> Option<usize> {
     let b = text;
     let mut i = 0;
@@ -302,6 +374,7 @@ const POW10: [f64; 23] = [
 ];
 
 /// Eight ASCII digits at `i` as their value (SWAR, as in fast_float), if all eight are digits.
+#[inline(always)]
 fn eight_digits(b: &[u8], i: usize) -> Option<u64> {
     let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
     let v = u64::from_le_bytes(chunk);
@@ -320,7 +393,8 @@ fn eight_digits(b: &[u8], i: usize) -> Option<u64> {
 }
 
 /// Reads the JSON number at `start`; returns it and the index after it.
-fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
+#[inline(always)]
+fn number(b: &[u8], start: usize) -> Option<(Number<'_>, usize)> {
     let digit = |i: usize| b.get(i).is_some_and(u8::is_ascii_digit);
     let mut i = start;
     let negative = b[i] == b'-';
@@ -330,14 +404,14 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
     // Significand digits, accumulated while they fit (at most 19).
     let mut mantissa = 0u64;
     let mut digits = 0usize;
-    let mut dropped = false;
+    let mut truncated = false;
     macro_rules! accumulate {
         ($d:expr) => {
             if digits < 19 {
                 mantissa = mantissa * 10 + u64::from($d - b'0');
                 digits += 1;
             } else {
-                dropped = true;
+                truncated = true;
             }
         };
     }
@@ -388,7 +462,7 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
         }
         while digit(i) {
             accumulate!(b[i]);
-            if !dropped {
+            if !truncated {
                 exponent -= 1;
             }
             i += 1;
@@ -418,7 +492,7 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
         is_float = true;
     }
     if !is_float {
-        if dropped {
+        if truncated {
             return None; // beyond 64 bits: the general decoder decides
         }
         return Some((
@@ -430,27 +504,14 @@ fn number(b: &[u8], start: usize) -> Option<(Number, usize)> {
             i,
         ));
     }
-    let value = if !dropped && mantissa <= 1 << 53 && exponent.unsigned_abs() <= 22 {
-        // Both operands are exact, so one IEEE operation rounds correctly.
-        let m = mantissa as f64;
-        let p = POW10[exponent.unsigned_abs() as usize];
-        if exponent < 0 {
-            m / p
-        } else {
-            m * p
-        }
-    } else {
-        let text = &b[start + usize::from(negative)..i];
-        debug_assert!(text.is_ascii());
-        // SAFETY: the loop above accepted only ASCII digits, '.', 'e'/'E' and signs between start and i.
-        unsafe { std::str::from_utf8_unchecked(text) }
-            .parse::<f64>()
-            .ok()?
+    let decimal = Decimal {
+        text: &b[start + usize::from(negative)..i],
+        negative,
+        mantissa,
+        exponent,
+        truncated,
     };
-    if !value.is_finite() {
-        return None;
-    }
-    Some((Number::F64(if negative { -value } else { value }), i))
+    Some((Number::Decimal(decimal), i))
 }
 
 #[cfg(test)]
@@ -463,7 +524,7 @@ mod tests {
             out.push(match n {
                 Number::U64(v) => v as f64,
                 Number::I64(v) => v as f64,
-                Number::F64(v) => v,
+                Number::Decimal(d) => d.to_f64()?,
                 Number::Null => f64::NAN,
             });
             Some(())
@@ -503,6 +564,54 @@ mod tests {
                 continue;
             }
             let got = floats(&format!("[{text}]")).unwrap_or_else(|| panic!("{text}"));
+            assert_eq!(got[0].to_bits(), expected.to_bits(), "{text}");
+        }
+    }
+
+    fn f32s(text: &str) -> Option<Vec<f32>> {
+        let mut out = Vec::new();
+        read_numbers(text.as_bytes(), usize::MAX, |n| {
+            out.push(match n {
+                Number::Decimal(d) => d.to_f32()?,
+                _ => return None,
+            });
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[test]
+    fn f32_estimates_round_as_the_exact_f64_does() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut texts = vec!["0.0".to_string(), "-0.0".to_string(), "1e-50".to_string()];
+        for _ in 0..50000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // f32 values as Python prints them, in and beyond [0, 1).
+            let v = f32::from_bits((state >> 33) as u32 & 0x7f7f_ffff);
+            texts.push(format!("{:?}", v as f64));
+            texts.push(format!("{:?}", (state >> 40) as f32 as f64 / 16777216.0));
+            // Points halfway between two f32s, exact and nudged by a unit in the 17th and 18th digit.
+            let exponent = 100 + (state >> 58) as u32 % 40; // 2^-27 .. 2^12
+            let below = f32::from_bits((exponent << 23) | ((state >> 20) as u32 & 0x7f_ffff));
+            let half = (below as f64 + f32::from_bits(below.to_bits() + 1) as f64) / 2.0;
+            for text in [
+                format!("{half:.16e}"),
+                format!("{half:.17e}"),
+                format!("{half:.18e}"),
+            ] {
+                let (mantissa, exp) = text.split_once('e').unwrap();
+                let last = mantissa.as_bytes()[mantissa.len() - 1] - b'0';
+                texts.push(text.clone());
+                for nudged in [last.saturating_sub(1), (last + 1).min(9)] {
+                    texts.push(format!("{}{nudged}e{exp}", &mantissa[..mantissa.len() - 1]));
+                }
+            }
+        }
+        for text in texts {
+            let expected = text.parse::<f64>().unwrap() as f32;
+            let got = f32s(&format!("[{text}]")).unwrap_or_else(|| panic!("{text}"));
             assert_eq!(got[0].to_bits(), expected.to_bits(), "{text}");
         }
     }

@@ -89,7 +89,7 @@ impl TestServer {
     }
 
     /// POST raw bytes, returning status and JSON body.
-    pub async fn post_raw(&self, path: &str, body: &'static str) -> (u16, Value) {
+    pub async fn post_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let r = self
             .client
             .post(self.url(path))
