@@ -235,7 +235,10 @@ fn init_logging(settings: &Settings) {
             let directives = format!("{default},ort=warn");
             directives.parse().expect("valid static directives")
         });
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    // Colour codes only for a terminal: container logs are files, and colouring each span costs on every request.
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let registry = tracing_subscriber::registry().with(filter);
     if settings.use_structured_logging {
         registry.with(layer.json()).init();

@@ -79,6 +79,10 @@ fn start(extra: &[&str], env: &[(&str, &str)]) -> Started {
         let line = lines
             .recv_timeout(deadline.saturating_duration_since(Instant::now()))
             .expect("listening lines");
+        assert!(
+            !line.contains('\u{1b}'),
+            "colour codes in a log that is not a terminal: {line}"
+        );
         http = http.or_else(|| addr_after(&line, "HTTP server listening on "));
         grpc = grpc.or_else(|| addr_after(&line, "gRPC server listening on "));
         metrics = metrics.or_else(|| addr_after(&line, "Metrics server listening on "));

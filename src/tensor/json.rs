@@ -115,7 +115,13 @@ pub fn decode_data_text(
 
 fn read_fast<T: JsonScalar>(text: &[u8], capacity: usize, limit: usize) -> Option<Vec<T>> {
     let mut out = Vec::with_capacity(capacity);
-    read_numbers(text, limit, |n| push_number(&mut out, n))?;
+    // Inlined: a call per element would pass each number through memory.
+    read_numbers(
+        text,
+        limit,
+        #[inline(always)]
+        |n| push_number(&mut out, n),
+    )?;
     Some(out)
 }
 
