@@ -205,56 +205,49 @@ async fn run_infer(
     })
 }
 
-/// Inference on the model's default version.
-///
-/// The body is JSON, or (binary tensor data extension) a JSON header of `Inference-Header-Content-Length`
-/// bytes followed by the inputs' raw bytes; the response is binary the same way when an output asks for it.
-#[utoipa::path(post, path = "/v2/models/{name}/infer", tag = "inference", operation_id = "model_infer",
-    params(ModelPath, InferHeaders),
-    request_body(description = "The inference request.", content(
-        (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
-        (BinaryBody = "application/octet-stream"),
-    )),
-    responses(
-        (status = 200, description = "The outputs.", content(
-            (InferResponseJson = "application/json"),
-            (BinaryBody = "application/octet-stream"),
-        ), headers(("Inference-Header-Content-Length" = u64,
-            description = "Set when outputs travel as binary data: length of the JSON header."))),
-        InferErrors,
-    ))]
-pub async fn infer(
-    State(service): State<Arc<Service>>,
-    Path(path): Path<ModelPath>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Error> {
-    run_infer(&service, &path.name, None, headers, body).await
+/// The two infer routes (default version, one version): the same documentation, request and answers.
+macro_rules! infer_route {
+    ($(#[doc = $doc:literal])* $handler:ident, $path:literal, $operation:literal, $params:ident,
+     |$p:ident| $version:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path, tag = "inference", operation_id = $operation,
+            params($params, InferHeaders),
+            request_body(description = "The inference request.", content(
+                (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
+                (BinaryBody = "application/octet-stream"),
+            )),
+            responses(
+                (status = 200, description = "The outputs.", content(
+                    (InferResponseJson = "application/json"),
+                    (BinaryBody = "application/octet-stream"),
+                ), headers(("Inference-Header-Content-Length" = u64,
+                    description = "Set when outputs travel as binary data: length of the JSON header."))),
+                InferErrors,
+            ))]
+        pub async fn $handler(
+            State(service): State<Arc<Service>>,
+            Path($p): Path<$params>,
+            headers: HeaderMap,
+            body: Result<Bytes, BytesRejection>,
+        ) -> Result<Response, Error> {
+            run_infer(&service, &$p.name, $version, headers, body).await
+        }
+    };
 }
 
-/// Inference on one model version.
-#[utoipa::path(post, path = "/v2/models/{name}/versions/{version}/infer", tag = "inference",
-    operation_id = "model_version_infer", params(VersionPath, InferHeaders),
-    request_body(description = "The inference request.", content(
-        (InferRequestJson = "application/json", example = json!({"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})),
-        (BinaryBody = "application/octet-stream"),
-    )),
-    responses(
-        (status = 200, description = "The outputs.", content(
-            (InferResponseJson = "application/json"),
-            (BinaryBody = "application/octet-stream"),
-        ), headers(("Inference-Header-Content-Length" = u64,
-            description = "Set when outputs travel as binary data: length of the JSON header."))),
-        InferErrors,
-    ))]
-pub async fn version_infer(
-    State(service): State<Arc<Service>>,
-    Path(path): Path<VersionPath>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Error> {
-    run_infer(&service, &path.name, Some(&path.version), headers, body).await
-}
+infer_route!(
+    /// Inference on the model's default version.
+    ///
+    /// The body is JSON, or (binary tensor data extension) a JSON header of `Inference-Header-Content-Length`
+    /// bytes followed by the inputs' raw bytes; the response is binary the same way when an output asks for it.
+    infer, "/v2/models/{name}/infer", "model_infer", ModelPath, |path| None
+);
+
+infer_route!(
+    /// Inference on one model version.
+    version_infer, "/v2/models/{name}/versions/{version}/infer", "model_version_infer", VersionPath,
+    |path| Some(&path.version)
+);
 
 /// Triton's model configuration of the default version (perf_analyzer reads it).
 #[utoipa::path(get, path = "/v2/models/{name}/config", tag = "triton", operation_id = "model_config",
