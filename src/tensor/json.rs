@@ -22,11 +22,7 @@ pub fn decode_data(
 ) -> Result<TensorData, Error> {
     // Every JSON element takes at least two bytes ("1,"), so this bounds the allocation by the body size.
     let capacity = expected.min(raw.get().len() / 2 + 1);
-    let wrap = |e: serde_json::Error| {
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
-    };
+    let wrap = |e| data_error(name, datatype, e);
     let data = match datatype {
         DataType::Bool => TensorData::Bool(decode_scalars(raw, capacity, expected).map_err(wrap)?),
         DataType::Uint8 => {
@@ -105,12 +101,15 @@ pub fn decode_data_text(
     if let Some(data) = fast.filter(|d| d.len() == expected) {
         return Ok(data);
     }
-    let raw: &RawValue = serde_json::from_slice(text).map_err(|e| {
-        let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
-    })?;
+    let raw: &RawValue = serde_json::from_slice(text).map_err(|e| data_error(name, datatype, e))?;
     decode_data(name, datatype, expected, raw)
+}
+
+/// A serde error in an input's `data`, naming the input, without serde's position in the data text.
+fn data_error(name: &str, datatype: DataType, e: serde_json::Error) -> Error {
+    let msg = e.to_string();
+    let msg = msg.split(" at line ").next().unwrap_or(&msg);
+    Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
 }
 
 fn read_fast<T: JsonScalar>(text: &[u8], capacity: usize, limit: usize) -> Option<Vec<T>> {
