@@ -283,6 +283,8 @@ fn start(args: StartArgs) -> ExitCode {
     for warning in warnings {
         tracing::warn!("{warning}");
     }
+    // Before any thread starts: the runtime's, ONNX Runtime's and the model threads inherit it.
+    crate::sched::mark_batch();
     if let Err(e) = crate::runtime::init(settings.onnxruntime_lib.as_deref()) {
         tracing::error!("{e}");
         eprintln!("error: {e}");

@@ -1,10 +1,14 @@
-//! Scheduling hints for the threads that run models.
+//! Scheduling hints: the server's threads are marked CPU-bound so that, on a busy core, a woken thread waits for
+//! the running one to block or use up its slice instead of preempting it.
 
-/// Marks the calling thread as CPU-bound (Linux `SCHED_BATCH`): a model thread woken by a new request then waits
-/// for the I/O thread to finish what it is doing (reading the other requests that arrived), instead of preempting
-/// it at once. On a busy core this turns two context switches per request into two per burst of requests;
-/// priorities and time slices are unchanged.
-pub fn mark_compute_thread() {
+/// Marks the calling thread, and the threads it creates afterwards (they inherit the policy), as CPU-bound
+/// (Linux `SCHED_BATCH`). Priorities and time slices are unchanged; only wake-up preemption goes. A model thread
+/// woken by a new request then lets the I/O thread finish reading the other requests that arrived, and the I/O
+/// thread woken by a finished inference lets the model thread finish its queue: work is done in bursts. Measured
+/// with server and load on separate cores (identity model, REST JSON, 16 connections): context switches per request
+/// 0.85 with only the model threads marked, 0.13 with every thread; 28k -> 33-37k req/s. Where a core is idle a
+/// woken thread runs there at once, as before.
+pub fn mark_batch() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };

@@ -304,6 +304,30 @@ fn sigterm_drains_in_flight_rest_and_grpc_requests_then_exits_0() {
     assert!(!lines.iter().any(|l| l.contains("panicked")), "{lines:#?}");
 }
 
+/// Every thread of the server (runtime, model and ONNX Runtime threads) runs under `SCHED_BATCH` (policy 3, the
+/// 41st field of /proc/PID/task/TID/stat), so a woken thread does not preempt a busy one (src/sched.rs).
+fn assert_threads_are_batch(pid: u32) {
+    if !cfg!(target_os = "linux") {
+        return;
+    }
+    let mut seen = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(stat), Ok(name)) = (
+            std::fs::read_to_string(dir.join("stat")),
+            std::fs::read_to_string(dir.join("comm")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // The name in parentheses may hold spaces: count fields after the last ')'.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        let policy = after_name.split(' ').nth(38).unwrap();
+        assert_eq!(policy, "3", "thread '{}' policy {policy}", name.trim());
+        seen += 1;
+    }
+    assert!(seen >= 3, "{seen} threads");
+}
+
 #[test]
 fn health_subcommand_reports_readiness() {
     let mut server = start(&[], &[]);
@@ -313,6 +337,7 @@ fn health_subcommand_reports_readiness() {
         .build()
         .unwrap();
     rt.block_on(wait_ready(server.http));
+    assert_threads_are_batch(server.child.0.id());
     let ok = Command::new(BIN)
         .args(["health", "--http-port", &port])
         .output()

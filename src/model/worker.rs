@@ -109,7 +109,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("model-{label}-{i}"))
                 .spawn(move || {
-                    crate::sched::mark_compute_thread();
+                    crate::sched::mark_batch();
                     let mut backend = match catch_unwind(AssertUnwindSafe(|| factory())) {
                         Ok(Ok(backend)) => backend,
                         Ok(Err(reason)) => {
