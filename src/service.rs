@@ -204,7 +204,7 @@ impl Service {
         &self,
         name: &str,
         version: Option<&str>,
-        bytes: &[u8],
+        mut bytes: impl bytes::Buf,
     ) -> Result<InferRequest, Error> {
         let model = self.repository.ready_model(name, version)?;
         let [spec] = model.signature.inputs.as_slice() else {
@@ -222,14 +222,22 @@ impl Service {
             *first = Some(1);
         }
         let known: usize = shape.iter().flatten().product();
+        let length = bytes.remaining();
+        // BYTES elements are counted before decoding: those are read from one contiguous buffer.
+        let mut strings = None;
         let elements = match spec.datatype.element_size() {
-            Some(size) => bytes.len() / size,
-            None => count_bytes_elements(bytes).ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "input '{}' raw BYTES body has a length prefix running past the end",
-                    spec.name
-                ))
-            })?,
+            Some(size) => length / size,
+            None => {
+                let contiguous = bytes.copy_to_bytes(length);
+                let n = count_bytes_elements(&contiguous).ok_or_else(|| {
+                    Error::InvalidInput(format!(
+                        "input '{}' raw BYTES body has a length prefix running past the end",
+                        spec.name
+                    ))
+                })?;
+                strings = Some(contiguous);
+                n
+            }
         };
         let unknown = shape.iter().filter(|d| d.is_none()).count();
         match unknown {
@@ -244,15 +252,16 @@ impl Service {
             _ => {
                 return Err(Error::InvalidInput(format!(
                     "cannot infer the shape of input '{}' ({:?}) from a raw body of {} bytes",
-                    spec.name,
-                    spec.shape,
-                    bytes.len()
+                    spec.name, spec.shape, length
                 )))
             }
         }
         let shape: Vec<usize> = shape.into_iter().map(|d| d.unwrap_or(0)).collect();
         let count = crate::tensor::element_count(&spec.name, &shape)?;
-        let data = decode_raw(&spec.name, spec.datatype, count, bytes)?;
+        let data = match strings {
+            Some(strings) => decode_raw(&spec.name, spec.datatype, count, strings)?,
+            None => decode_raw(&spec.name, spec.datatype, count, bytes)?,
+        };
         Ok(InferRequest {
             inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
             ..InferRequest::default()

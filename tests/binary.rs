@@ -19,7 +19,7 @@ fn body(header: &Value, binary: &[u8]) -> (Vec<u8>, usize) {
 async fn post_binary(
     s: &TestServer,
     path: &str,
-    body: Vec<u8>,
+    body: impl Into<reqwest::Body>,
     header_len: usize,
 ) -> (u16, Value, Vec<u8>) {
     let r = s
@@ -56,6 +56,14 @@ fn f32_from(bytes: &[u8]) -> Vec<f32> {
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
         .collect()
+}
+
+/// The same body sent as 3-byte HTTP chunks: the server sees it in pieces that split the JSON header, the
+/// binary part and every multi-byte element.
+fn in_small_chunks(body: Vec<u8>) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(3).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(tokio_stream::iter(chunks))
 }
 
 const IRIS_ROWS: [f32; 8] = [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3];
@@ -206,8 +214,20 @@ async fn every_datatype_travels_binary_both_ways() {
     }
     let header = json!({"inputs": inputs, "parameters": {"binary_data_output": true}});
     let (b, len) = body(&header, &binary);
-    let (status, json, raw) = post_binary(&s, "/v2/models/datatypes/infer", b, len).await;
-    assert_eq!(status, 200, "{json}");
+    for chunked in [false, true] {
+        let sent = if chunked {
+            in_small_chunks(b.clone())
+        } else {
+            b.clone().into()
+        };
+        let (status, json, raw) = post_binary(&s, "/v2/models/datatypes/infer", sent, len).await;
+        assert_eq!(status, 200, "{json}");
+        assert_outputs_are(&cases, &json, &raw);
+    }
+}
+
+/// Each binary output of the `datatypes` model holds the bytes its input case sent.
+fn assert_outputs_are(cases: &[(&str, &str, Vec<u8>, Value)], json: &Value, raw: &[u8]) {
     let mut offset = 0;
     for out in json["outputs"].as_array().unwrap() {
         let size = out["parameters"]["binary_data_size"].as_u64().unwrap() as usize;
@@ -227,12 +247,14 @@ async fn every_datatype_travels_binary_both_ways() {
 #[tokio::test]
 async fn a_raw_body_feeds_a_single_input_model() {
     let s = TestServer::start(&bundled_repository()).await;
-    let (status, json, raw) =
-        post_binary(&s, "/v2/models/iris/infer", f32_bytes(&IRIS_ROWS[4..]), 0).await;
-    assert_eq!(status, 200, "{json}");
-    assert_eq!(json["outputs"][0]["shape"], json!([1]));
-    assert_eq!(i64::from_le_bytes(raw[..8].try_into().unwrap()), 2);
-    assert_eq!(raw.len(), 8 + 12);
+    let rows = f32_bytes(&IRIS_ROWS[4..]);
+    for sent in [rows.clone().into(), in_small_chunks(rows)] {
+        let (status, json, raw) = post_binary(&s, "/v2/models/iris/infer", sent, 0).await;
+        assert_eq!(status, 200, "{json}");
+        assert_eq!(json["outputs"][0]["shape"], json!([1]));
+        assert_eq!(i64::from_le_bytes(raw[..8].try_into().unwrap()), 2);
+        assert_eq!(raw.len(), 8 + 12);
+    }
 }
 
 #[tokio::test]

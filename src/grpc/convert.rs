@@ -80,7 +80,7 @@ fn input_tensor(input: InferInputTensor, raw_bytes: Option<Bytes>) -> Result<Ten
                     "input '{name}' has both contents and raw_input_contents; send one or the other"
                 )));
             }
-            decode_raw(&name, datatype, count, &bytes)?
+            decode_raw(&name, datatype, count, bytes)?
         }
         None => typed_contents(
             &name,

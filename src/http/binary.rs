@@ -2,6 +2,7 @@
 //! and deciding which outputs travel as raw bytes.
 
 use axum::http::HeaderMap;
+use bytes::{Buf, Bytes};
 
 use crate::error::Error;
 use crate::service::InferRequest;
@@ -10,19 +11,19 @@ use crate::service::InferRequest;
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// How a request body is laid out.
-pub enum Body<'a> {
+pub enum Body<B> {
     /// Plain JSON.
-    Json(&'a [u8]),
+    Json(Bytes),
     /// JSON header followed by the inputs' raw bytes.
-    Mixed { json: &'a [u8], binary: &'a [u8] },
+    Mixed { json: Bytes, binary: B },
     /// `Inference-Header-Content-Length: 0`: the whole body is the single input's raw bytes.
-    Raw(&'a [u8]),
+    Raw(B),
 }
 
-/// Splits `body` according to the header.
-pub fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Body<'a>, Error> {
+/// Splits `body` according to the header. The JSON part is copied out only when it spans chunks.
+pub fn split_body<B: Buf>(headers: &HeaderMap, mut body: B) -> Result<Body<B>, Error> {
     let Some(value) = headers.get(HEADER_LENGTH) else {
-        return Ok(Body::Json(body));
+        return Ok(Body::Json(body.copy_to_bytes(body.remaining())));
     };
     let length: usize = value
         .to_str()
@@ -34,14 +35,14 @@ pub fn split_body<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<Body<'a>, E
     if length == 0 {
         return Ok(Body::Raw(body));
     }
-    if length > body.len() {
+    if length > body.remaining() {
         return Err(Error::InvalidInput(format!(
             "{HEADER_LENGTH} is {length} but the body has only {} bytes",
-            body.len()
+            body.remaining()
         )));
     }
-    let (json, binary) = body.split_at(length);
-    Ok(Body::Mixed { json, binary })
+    let json = body.copy_to_bytes(length);
+    Ok(Body::Mixed { json, binary: body })
 }
 
 /// Which outputs are answered as raw bytes: an output's `binary_data` wins over the request's

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
+use super::body::InferBody;
 use super::schemas::{BinaryBody, InferErrors, ModelErrors, NotFoundError};
 use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
 use super::types::{InferRequestJson, InferResponseJson};
@@ -180,15 +179,13 @@ async fn run_infer(
     name: &str,
     version: Option<&str>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: InferBody,
 ) -> Result<Response, Error> {
-    let body = body.map_err(|e| body_error(e, service.settings().max_request_body_size))?;
-    let (request, raw_body) = match split_body(&headers, &body)? {
-        Body::Json(json) => (parse_infer_request(json)?, false),
-        Body::Mixed { json, binary } => (parse_infer_request_with_binary(json, binary)?, false),
+    let (request, raw_body) = match split_body(&headers, body.into_buf())? {
+        Body::Json(json) => (parse_infer_request(&json)?, false),
+        Body::Mixed { json, binary } => (parse_infer_request_with_binary(&json, binary)?, false),
         Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
     };
-    drop(body);
     let binary = BinaryOutputs::from_request(&request, raw_body);
     let response = service.infer(name, version, request).await?;
     let (bytes, json_len) = write_infer_response(&response, |name| binary.is_binary(name));
@@ -228,7 +225,7 @@ macro_rules! infer_route {
             State(service): State<Arc<Service>>,
             Path($p): Path<$params>,
             headers: HeaderMap,
-            body: Result<Bytes, BytesRejection>,
+            body: InferBody,
         ) -> Result<Response, Error> {
             run_infer(&service, &$p.name, $version, headers, body).await
         }
@@ -312,20 +309,6 @@ pub async fn model_version_statistics(
 ) -> Result<Json<StatisticsBody>, Error> {
     let model_stats = service.statistics(Some(&path.name), Some(&path.version))?;
     Ok(Json(StatisticsBody { model_stats }))
-}
-
-/// Maps a body read failure (too large, aborted) to the server's error shape.
-fn body_error(rejection: BytesRejection, limit: usize) -> Error {
-    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-        Error::PayloadTooLarge(format!(
-            "request body is larger than the limit of {limit} bytes (max_request_body_size)"
-        ))
-    } else {
-        Error::InvalidInput(format!(
-            "cannot read the request body: {}",
-            rejection.body_text()
-        ))
-    }
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Error {

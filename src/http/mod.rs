@@ -1,6 +1,7 @@
 //! The REST (V2 HTTP) transport: an axum router of thin handlers over the service, documented with OpenAPI.
 
 pub mod binary;
+mod body;
 mod docs;
 mod handlers;
 pub mod hygiene;

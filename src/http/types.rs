@@ -1,5 +1,6 @@
 //! REST wire types for inference: the request read borrowing the body's bytes, the response written from tensors.
 
+use bytes::Buf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -65,12 +66,16 @@ pub struct RequestedOutputJson {
 
 /// Parses a JSON infer request body into the transport-free request.
 pub fn parse_infer_request(body: &[u8]) -> Result<InferRequest, Error> {
-    parse_infer_request_with_binary(body, &[])
+    parse_infer_request_with_binary(body, bytes::Bytes::new())
 }
 
 /// Parses the JSON header of an infer request; inputs with `binary_data_size` take their bytes, in order,
 /// from `binary` (the binary tensor data extension), which they must use up exactly.
-pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<InferRequest, Error> {
+pub fn parse_infer_request_with_binary(
+    json: &[u8],
+    mut binary: impl Buf,
+) -> Result<InferRequest, Error> {
+    let binary_len = binary.remaining();
     // Large bodies: serde reads only the envelope; the data arrays are read from the body by the fast reader.
     let envelope = if json.len() >= FAST_PATH_BYTES {
         split_envelope(json)
@@ -84,19 +89,17 @@ pub fn parse_infer_request_with_binary(json: &[u8], binary: &[u8]) -> Result<Inf
     let wire: InferRequestJson<'_> = serde_json::from_slice(header)
         .map_err(|e| Error::InvalidInput(format!("invalid inference request: {e}")))?;
     let mut inputs = Vec::with_capacity(wire.inputs.len());
-    let mut rest = binary;
     for (index, input) in wire.inputs.into_iter().enumerate() {
         let text = spans
             .iter()
             .find(|(i, _)| *i == index)
             .map(|(_, range)| &json[range.clone()]);
-        inputs.push(decode_input(input, text, &mut rest)?);
+        inputs.push(decode_input(input, text, &mut binary)?);
     }
-    if !rest.is_empty() {
+    if binary.has_remaining() {
         return Err(Error::InvalidInput(format!(
-            "the body carries {} bytes of binary tensor data but the inputs' binary_data_size add up to {}",
-            binary.len(),
-            binary.len() - rest.len()
+            "the body carries {binary_len} bytes of binary tensor data but the inputs' binary_data_size add up to {}",
+            binary_len - binary.remaining()
         )));
     }
     Ok(InferRequest {
@@ -122,7 +125,7 @@ const FAST_PATH_BYTES: usize = 16 * 1024;
 fn decode_input(
     input: InputJson<'_>,
     text: Option<&[u8]>,
-    binary: &mut &[u8],
+    binary: &mut impl Buf,
 ) -> Result<Tensor, Error> {
     let name = input.name;
     let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape)?;
@@ -142,15 +145,13 @@ fn decode_input(
                     "input '{name}' binary_data_size must be a non-negative integer, got {size}"
                 ))
                 })?;
-            if size > binary.len() {
+            if size > binary.remaining() {
                 return Err(Error::InvalidInput(format!(
                     "input '{name}' binary_data_size is {size} but only {} bytes of binary data remain in the body",
-                    binary.len()
+                    binary.remaining()
                 )));
             }
-            let (mine, rest) = binary.split_at(size);
-            *binary = rest;
-            decode_raw(&name, datatype, count, mine)?
+            decode_raw(&name, datatype, count, binary.take(size))?
         }
         None => {
             let raw = input

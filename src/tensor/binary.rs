@@ -1,66 +1,99 @@
 //! Raw tensor bytes, the layout shared by the binary tensor data extension and gRPC raw contents:
 //! little-endian elements, BOOL one byte, each BYTES element a 4-byte little-endian length then its bytes.
 
+use bytes::Buf;
 use half::{bf16, f16};
 
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
 
-/// Decodes `bytes` as `count` elements of `datatype`, checking the size before allocating anything.
+/// Decodes all of `bytes` as `count` elements of `datatype`, checking the size before allocating anything.
+/// `bytes` may be in several chunks (a request body as it arrived): numbers are copied once, chunk by chunk,
+/// straight into the tensor's buffer.
 pub fn decode_raw(
     name: &str,
     datatype: DataType,
     count: usize,
-    bytes: &[u8],
+    mut bytes: impl Buf,
 ) -> Result<TensorData, Error> {
     let Some(size) = datatype.element_size() else {
-        return decode_bytes(name, count, bytes).map(TensorData::Bytes);
+        let contiguous = bytes.copy_to_bytes(bytes.remaining());
+        return decode_bytes(name, count, &contiguous).map(TensorData::Bytes);
     };
     let expected = count
         .checked_mul(size)
         .ok_or_else(|| Error::InvalidInput(format!("input '{name}' shape is too large")))?;
-    if bytes.len() != expected {
+    if bytes.remaining() != expected {
         return Err(Error::InvalidInput(format!(
             "input '{name}' has {} bytes of {datatype} data but its shape needs {expected} ({count} elements x {size} bytes)",
-            bytes.len()
+            bytes.remaining()
         )));
     }
-    macro_rules! le {
-        ($t:ty, $variant:ident) => {
-            TensorData::$variant(
-                bytes
-                    .chunks_exact(size)
-                    .map(|c| <$t>::from_le_bytes(c.try_into().expect("chunk size")))
-                    .collect(),
-            )
-        };
-    }
     Ok(match datatype {
-        DataType::Bool => TensorData::Bool(bytes.iter().map(|&b| b != 0).collect()),
-        DataType::Uint8 => TensorData::Uint8(bytes.to_vec()),
-        DataType::Int8 => TensorData::Int8(bytes.iter().map(|&b| b as i8).collect()),
-        DataType::Uint16 => le!(u16, Uint16),
-        DataType::Uint32 => le!(u32, Uint32),
-        DataType::Uint64 => le!(u64, Uint64),
-        DataType::Int16 => le!(i16, Int16),
-        DataType::Int32 => le!(i32, Int32),
-        DataType::Int64 => le!(i64, Int64),
-        DataType::Fp16 => TensorData::Fp16(
-            bytes
-                .chunks_exact(2)
-                .map(|c| f16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ),
-        DataType::Bf16 => TensorData::Bf16(
-            bytes
-                .chunks_exact(2)
-                .map(|c| bf16::from_le_bytes([c[0], c[1]]))
-                .collect(),
-        ),
-        DataType::Fp32 => le!(f32, Fp32),
-        DataType::Fp64 => le!(f64, Fp64),
+        DataType::Bool => {
+            let mut out = Vec::with_capacity(count);
+            while bytes.has_remaining() {
+                let chunk = bytes.chunk();
+                out.extend(chunk.iter().map(|&b| b != 0));
+                let n = chunk.len();
+                bytes.advance(n);
+            }
+            TensorData::Bool(out)
+        }
+        DataType::Uint8 => TensorData::Uint8(read_le(count, bytes)),
+        DataType::Int8 => TensorData::Int8(read_le(count, bytes)),
+        DataType::Uint16 => TensorData::Uint16(read_le(count, bytes)),
+        DataType::Uint32 => TensorData::Uint32(read_le(count, bytes)),
+        DataType::Uint64 => TensorData::Uint64(read_le(count, bytes)),
+        DataType::Int16 => TensorData::Int16(read_le(count, bytes)),
+        DataType::Int32 => TensorData::Int32(read_le(count, bytes)),
+        DataType::Int64 => TensorData::Int64(read_le(count, bytes)),
+        DataType::Fp16 => TensorData::Fp16(read_le(count, bytes)),
+        DataType::Bf16 => TensorData::Bf16(read_le(count, bytes)),
+        DataType::Fp32 => TensorData::Fp32(read_le(count, bytes)),
+        DataType::Fp64 => TensorData::Fp64(read_le(count, bytes)),
         DataType::Bytes => unreachable!("handled above"),
     })
+}
+
+/// Numbers for which every bit pattern is a value, stored little-endian on the wire.
+trait LeNumber: Copy {
+    fn le_to_native(self) -> Self;
+}
+
+macro_rules! le_number {
+    ($($t:ty),*) => {$(
+        impl LeNumber for $t {
+            fn le_to_native(self) -> Self {
+                <$t>::from_le_bytes(self.to_ne_bytes())
+            }
+        }
+    )*};
+}
+le_number!(u8, i8, u16, i16, u32, i32, u64, i64, f16, bf16, f32, f64);
+
+/// Reads `count` elements from `bytes`, which holds exactly `count * size_of::<T>()` bytes.
+fn read_le<T: LeNumber>(count: usize, mut bytes: impl Buf) -> Vec<T> {
+    let len = count * std::mem::size_of::<T>();
+    assert_eq!(bytes.remaining(), len, "caller checks the size");
+    let mut out: Vec<T> = Vec::with_capacity(count);
+    let dst = out.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+    let mut at = 0;
+    while bytes.has_remaining() {
+        let chunk = bytes.chunk();
+        // SAFETY: `at + chunk.len() <= len` (the chunks add up to `len`), `dst` has room for `len` bytes, and a
+        // fresh allocation cannot overlap the source.
+        unsafe { std::ptr::copy_nonoverlapping(chunk.as_ptr(), dst.add(at), chunk.len()) };
+        at += chunk.len();
+        let n = chunk.len();
+        bytes.advance(n);
+    }
+    // SAFETY: all `count` elements' bytes were written (`at == len`), and any bit pattern is a valid `T`.
+    unsafe { out.set_len(count) };
+    if cfg!(target_endian = "big") {
+        out.iter_mut().for_each(|v| *v = v.le_to_native());
+    }
+    out
 }
 
 /// Decodes length-prefixed BYTES elements; the count must match and no prefix may run past the end.
@@ -183,19 +216,23 @@ mod tests {
             let mut raw = Vec::new();
             encode_raw(&data, &mut raw);
             assert_eq!(raw.len(), raw_len(&data));
-            assert_eq!(decode_raw("x", data.datatype(), 2, &raw).unwrap(), data);
+            assert_eq!(decode_raw("x", data.datatype(), 2, &raw[..]).unwrap(), data);
+            // In pieces that split elements, as a body arrives.
+            let (a, b) = (raw.len().min(3), raw.len().min(5));
+            let pieces = (&raw[..a]).chain(&raw[a..b]).chain(&raw[b..]);
+            assert_eq!(decode_raw("x", data.datatype(), 2, pieces).unwrap(), data);
         }
     }
 
     #[test]
     fn sizes_are_checked() {
-        let err = decode_raw("x", DataType::Fp32, 2, &[0; 7]).unwrap_err();
+        let err = decode_raw("x", DataType::Fp32, 2, &[0u8; 7][..]).unwrap_err();
         assert!(err.to_string().contains("input 'x' has 7 bytes"), "{err}");
-        let err = decode_raw("s", DataType::Bytes, 1, &[9, 0, 0, 0, b'a']).unwrap_err();
+        let err = decode_raw("s", DataType::Bytes, 1, &[9, 0, 0, 0, b'a'][..]).unwrap_err();
         assert!(err.to_string().contains("claims 9 bytes"), "{err}");
-        let err = decode_raw("s", DataType::Bytes, 2, &[1, 0, 0, 0, b'a']).unwrap_err();
+        let err = decode_raw("s", DataType::Bytes, 2, &[1, 0, 0, 0, b'a'][..]).unwrap_err();
         assert!(err.to_string().contains("needs 2"), "{err}");
-        assert!(decode_raw("x", DataType::Fp32, usize::MAX, &[]).is_err());
+        assert!(decode_raw("x", DataType::Fp32, usize::MAX, &[][..]).is_err());
         assert_eq!(
             count_bytes_elements(&[1, 0, 0, 0, b'a', 0, 0, 0, 0]),
             Some(2)

@@ -337,8 +337,13 @@ pub fn outputs(response: &pb::ModelInferResponse, expect_raw: bool) -> Vec<Tenso
             let count = shape.iter().product();
             let data = if expect_raw {
                 assert!(o.contents.is_none(), "raw response with typed contents too");
-                decode_raw(&o.name, datatype, count, &response.raw_output_contents[i])
-                    .expect("well-formed raw output")
+                decode_raw(
+                    &o.name,
+                    datatype,
+                    count,
+                    &response.raw_output_contents[i][..],
+                )
+                .expect("well-formed raw output")
             } else {
                 from_typed(datatype, o.contents.as_ref().expect("typed contents"))
             };
