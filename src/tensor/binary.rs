@@ -6,6 +6,7 @@ use half::{bf16, f16};
 
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
+use crate::match_number_type;
 
 /// Decodes all of `bytes` as `count` elements of `datatype`, checking the size before allocating anything.
 /// `bytes` may be in several chunks (a request body as it arrived): numbers are copied once, chunk by chunk,
@@ -29,7 +30,8 @@ pub fn decode_raw(
             bytes.remaining()
         )));
     }
-    Ok(match datatype {
+    Ok(match_number_type!(datatype,
+        variant => variant(read_le(count, bytes)),
         DataType::Bool => {
             let mut out = Vec::with_capacity(count);
             while bytes.has_remaining() {
@@ -40,20 +42,8 @@ pub fn decode_raw(
             }
             TensorData::Bool(out)
         }
-        DataType::Uint8 => TensorData::Uint8(read_le(count, bytes)),
-        DataType::Int8 => TensorData::Int8(read_le(count, bytes)),
-        DataType::Uint16 => TensorData::Uint16(read_le(count, bytes)),
-        DataType::Uint32 => TensorData::Uint32(read_le(count, bytes)),
-        DataType::Uint64 => TensorData::Uint64(read_le(count, bytes)),
-        DataType::Int16 => TensorData::Int16(read_le(count, bytes)),
-        DataType::Int32 => TensorData::Int32(read_le(count, bytes)),
-        DataType::Int64 => TensorData::Int64(read_le(count, bytes)),
-        DataType::Fp16 => TensorData::Fp16(read_le(count, bytes)),
-        DataType::Bf16 => TensorData::Bf16(read_le(count, bytes)),
-        DataType::Fp32 => TensorData::Fp32(read_le(count, bytes)),
-        DataType::Fp64 => TensorData::Fp64(read_le(count, bytes)),
         DataType::Bytes => unreachable!("handled above"),
-    })
+    ))
 }
 
 /// Numbers for which every bit pattern is a value, stored little-endian on the wire.

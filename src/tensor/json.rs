@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 use super::json_scan::{read_numbers, Decimal, Number};
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
+use crate::match_number_type;
 
 /// Decodes a tensor's JSON `data` (flat or nested to any depth) into a buffer of `datatype`.
 /// `expected` is the shape's element count: more or fewer elements are an error naming the tensor.
@@ -23,34 +24,9 @@ pub fn decode_data(
     // Every JSON element takes at least two bytes ("1,"), so this bounds the allocation by the body size.
     let capacity = expected.min(raw.get().len() / 2 + 1);
     let wrap = |e| data_error(name, datatype, e);
-    let data = match datatype {
+    let data = match_number_type!(datatype,
+        variant => variant(decode_scalars(raw, capacity, expected).map_err(wrap)?),
         DataType::Bool => TensorData::Bool(decode_scalars(raw, capacity, expected).map_err(wrap)?),
-        DataType::Uint8 => {
-            TensorData::Uint8(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Uint16 => {
-            TensorData::Uint16(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Uint32 => {
-            TensorData::Uint32(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Uint64 => {
-            TensorData::Uint64(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Int8 => TensorData::Int8(decode_scalars(raw, capacity, expected).map_err(wrap)?),
-        DataType::Int16 => {
-            TensorData::Int16(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Int32 => {
-            TensorData::Int32(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Int64 => {
-            TensorData::Int64(decode_scalars(raw, capacity, expected).map_err(wrap)?)
-        }
-        DataType::Fp16 => TensorData::Fp16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
-        DataType::Bf16 => TensorData::Bf16(decode_scalars(raw, capacity, expected).map_err(wrap)?),
-        DataType::Fp32 => TensorData::Fp32(decode_scalars(raw, capacity, expected).map_err(wrap)?),
-        DataType::Fp64 => TensorData::Fp64(decode_scalars(raw, capacity, expected).map_err(wrap)?),
         DataType::Bytes => {
             let mut out = BytesBuf::with_capacity(capacity, raw.get().len());
             let mut de = serde_json::Deserializer::from_str(raw.get());
@@ -63,7 +39,7 @@ pub fn decode_data(
             .map_err(wrap)?;
             TensorData::Bytes(out)
         }
-    };
+    );
     if data.len() != expected {
         return Err(Error::InvalidInput(format!(
             "input '{name}' has {} elements in data but its shape needs {expected}",
@@ -83,21 +59,10 @@ pub fn decode_data_text(
     text: &[u8],
 ) -> Result<TensorData, Error> {
     let capacity = expected.min(text.len() / 2 + 1);
-    let fast = match datatype {
-        DataType::Uint8 => read_fast(text, capacity, expected).map(TensorData::Uint8),
-        DataType::Uint16 => read_fast(text, capacity, expected).map(TensorData::Uint16),
-        DataType::Uint32 => read_fast(text, capacity, expected).map(TensorData::Uint32),
-        DataType::Uint64 => read_fast(text, capacity, expected).map(TensorData::Uint64),
-        DataType::Int8 => read_fast(text, capacity, expected).map(TensorData::Int8),
-        DataType::Int16 => read_fast(text, capacity, expected).map(TensorData::Int16),
-        DataType::Int32 => read_fast(text, capacity, expected).map(TensorData::Int32),
-        DataType::Int64 => read_fast(text, capacity, expected).map(TensorData::Int64),
-        DataType::Fp16 => read_fast(text, capacity, expected).map(TensorData::Fp16),
-        DataType::Bf16 => read_fast(text, capacity, expected).map(TensorData::Bf16),
-        DataType::Fp32 => read_fast(text, capacity, expected).map(TensorData::Fp32),
-        DataType::Fp64 => read_fast(text, capacity, expected).map(TensorData::Fp64),
+    let fast = match_number_type!(datatype,
+        variant => read_fast(text, capacity, expected).map(variant),
         DataType::Bool | DataType::Bytes => None,
-    };
+    );
     if let Some(data) = fast.filter(|d| d.len() == expected) {
         return Ok(data);
     }

@@ -201,6 +201,31 @@ macro_rules! match_tensor_data {
     };
 }
 
+/// A `match` on a [`DataType`] whose twelve number arms (all but BOOL and BYTES) evaluate `$body` with `$variant`
+/// bound to the [`TensorData`] constructor of that type (the element type follows from it); the arms for BOOL and
+/// BYTES come after, written by the caller.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! match_number_type {
+    ($datatype:expr, $variant:ident => $body:expr, $($rest:tt)*) => {
+        match $datatype {
+            $crate::tensor::DataType::Uint8 => { let $variant = $crate::tensor::TensorData::Uint8; $body }
+            $crate::tensor::DataType::Uint16 => { let $variant = $crate::tensor::TensorData::Uint16; $body }
+            $crate::tensor::DataType::Uint32 => { let $variant = $crate::tensor::TensorData::Uint32; $body }
+            $crate::tensor::DataType::Uint64 => { let $variant = $crate::tensor::TensorData::Uint64; $body }
+            $crate::tensor::DataType::Int8 => { let $variant = $crate::tensor::TensorData::Int8; $body }
+            $crate::tensor::DataType::Int16 => { let $variant = $crate::tensor::TensorData::Int16; $body }
+            $crate::tensor::DataType::Int32 => { let $variant = $crate::tensor::TensorData::Int32; $body }
+            $crate::tensor::DataType::Int64 => { let $variant = $crate::tensor::TensorData::Int64; $body }
+            $crate::tensor::DataType::Fp16 => { let $variant = $crate::tensor::TensorData::Fp16; $body }
+            $crate::tensor::DataType::Bf16 => { let $variant = $crate::tensor::TensorData::Bf16; $body }
+            $crate::tensor::DataType::Fp32 => { let $variant = $crate::tensor::TensorData::Fp32; $body }
+            $crate::tensor::DataType::Fp64 => { let $variant = $crate::tensor::TensorData::Fp64; $body }
+            $($rest)*
+        }
+    };
+}
+
 impl TensorData {
     /// The datatype of these elements.
     pub fn datatype(&self) -> DataType {

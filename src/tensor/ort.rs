@@ -4,6 +4,7 @@ use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType};
 
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
+use crate::{match_number_type, match_tensor_data};
 
 /// The V2 datatype of an ONNX element type, if the protocol has one.
 pub fn datatype_of(element: TensorElementType) -> Option<DataType> {
@@ -30,21 +31,9 @@ pub fn datatype_of(element: TensorElementType) -> Option<DataType> {
 pub fn to_ort_value(name: &str, shape: &[usize], data: TensorData) -> Result<DynValue, Error> {
     let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
     let wrap = |e: ort::Error| Error::InvalidInput(format!("input '{name}': {e}"));
-    Ok(match data {
-        TensorData::Bool(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Uint8(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Uint16(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Uint32(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Uint64(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Int8(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Int16(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Int32(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Int64(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Fp16(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Bf16(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Fp32(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Fp64(v) => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        TensorData::Bytes(b) => {
+    Ok(match_tensor_data!(data,
+        v => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
+        b => {
             if let Some(i) = b.iter().position(|e| e.contains(&0)) {
                 return Err(Error::InvalidInput(format!(
                     "input '{name}' element {i} contains a NUL byte, which an ONNX string tensor cannot hold"
@@ -63,7 +52,7 @@ pub fn to_ort_value(name: &str, shape: &[usize], data: TensorData) -> Result<Dyn
                 .map_err(wrap)?
                 .into_dyn()
         }
-    })
+    ))
 }
 
 /// Copies an ONNX Runtime output value into a tensor buffer, returning its shape too.
@@ -79,26 +68,15 @@ pub fn from_ort_value(name: &str, value: &DynValue) -> Result<(Vec<usize>, Tenso
             "output '{name}' has element type {element:?}, which V2 cannot carry"
         ))
     })?;
-    macro_rules! copy {
-        ($t:ty, $variant:ident) => {{
-            let (shape, slice) = value.try_extract_tensor::<$t>().map_err(wrap)?;
-            (dims(shape), TensorData::$variant(slice.to_vec()))
-        }};
-    }
-    Ok(match datatype {
-        DataType::Bool => copy!(bool, Bool),
-        DataType::Uint8 => copy!(u8, Uint8),
-        DataType::Uint16 => copy!(u16, Uint16),
-        DataType::Uint32 => copy!(u32, Uint32),
-        DataType::Uint64 => copy!(u64, Uint64),
-        DataType::Int8 => copy!(i8, Int8),
-        DataType::Int16 => copy!(i16, Int16),
-        DataType::Int32 => copy!(i32, Int32),
-        DataType::Int64 => copy!(i64, Int64),
-        DataType::Fp16 => copy!(half::f16, Fp16),
-        DataType::Bf16 => copy!(half::bf16, Bf16),
-        DataType::Fp32 => copy!(f32, Fp32),
-        DataType::Fp64 => copy!(f64, Fp64),
+    Ok(match_number_type!(datatype,
+        variant => {
+            let (shape, slice) = value.try_extract_tensor().map_err(wrap)?;
+            (dims(shape), variant(slice.to_vec()))
+        },
+        DataType::Bool => {
+            let (shape, slice) = value.try_extract_tensor::<bool>().map_err(wrap)?;
+            (dims(shape), TensorData::Bool(slice.to_vec()))
+        }
         DataType::Bytes => {
             let (shape, strings) = value.try_extract_strings().map_err(wrap)?;
             let total = strings.iter().map(String::len).sum();
@@ -108,7 +86,7 @@ pub fn from_ort_value(name: &str, value: &DynValue) -> Result<(Vec<usize>, Tenso
             }
             (dims(shape), TensorData::Bytes(buf))
         }
-    })
+    ))
 }
 
 fn dims(shape: &[i64]) -> Vec<usize> {
