@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{bundled_repository, TestServer};
+use common::{bundled_repository, in_chunks, TestServer};
 use serde_json::{json, Value};
 
 const HEADER: &str = "Inference-Header-Content-Length";
@@ -61,9 +61,7 @@ fn f32_from(bytes: &[u8]) -> Vec<f32> {
 /// The same body sent as 3-byte HTTP chunks: the server sees it in pieces that split the JSON header, the
 /// binary part and every multi-byte element.
 fn in_small_chunks(body: Vec<u8>) -> reqwest::Body {
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
-        body.chunks(3).map(|c| Ok(c.to_vec())).collect();
-    reqwest::Body::wrap_stream(tokio_stream::iter(chunks))
+    in_chunks(body, 3)
 }
 
 const IRIS_ROWS: [f32; 8] = [5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3];

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_error, bundled_repository, TestServer};
+use common::{assert_error, bundled_repository, in_chunks, TestServer};
 use serde_json::{json, Value};
 
 /// `rows` copies of `row` for the simple model (INT32 [N, 16] twice).
@@ -32,23 +32,30 @@ async fn large_bodies_decode_like_small_ones() {
         .await;
     assert_eq!(small.0, 200, "{}", small.1);
     let rows = 2000;
-    let big = s
-        .post(
-            "/v2/models/iris/infer",
-            &json!({"inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
-                                "data": vec![row.clone(); rows]}]}),
-        )
-        .await;
-    assert_eq!(big.0, 200, "{}", big.1);
+    let request = json!({"inputs": [{"name": "input", "shape": [rows, 4], "datatype": "FP32",
+                                      "data": vec![row.clone(); rows]}]});
     let probabilities = |r: &Value| -> Vec<Value> {
         let out = r["outputs"].as_array().unwrap();
         let p = out.iter().find(|o| o["name"] == "probabilities").unwrap();
         p["data"].as_array().unwrap().clone()
     };
-    let (one, many) = (probabilities(&small.1), probabilities(&big.1));
-    assert_eq!(many.len(), rows * 3);
-    for chunk in many.chunks(3) {
-        assert_eq!(chunk, one.as_slice());
+    let one = probabilities(&small.1);
+    // Whole, and in chunks that cut the envelope, the keys and the number literals at every offset.
+    let text = serde_json::to_vec(&request).unwrap();
+    for size in [None, Some(7), Some(4093)] {
+        let big = match size {
+            None => s.post("/v2/models/iris/infer", &request).await,
+            Some(n) => {
+                s.post_raw("/v2/models/iris/infer", in_chunks(text.clone(), n))
+                    .await
+            }
+        };
+        assert_eq!(big.0, 200, "{size:?}: {}", big.1);
+        let many = probabilities(&big.1);
+        assert_eq!(many.len(), rows * 3);
+        for chunk in many.chunks(3) {
+            assert_eq!(chunk, one.as_slice());
+        }
     }
 
     // Integers, nested, and a second input after the first one's data.

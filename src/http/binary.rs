@@ -12,8 +12,8 @@ pub const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// How a request body is laid out.
 pub enum Body<B> {
-    /// Plain JSON.
-    Json(Bytes),
+    /// Plain JSON (left in its chunks).
+    Json(B),
     /// JSON header followed by the inputs' raw bytes.
     Mixed { json: Bytes, binary: B },
     /// `Inference-Header-Content-Length: 0`: the whole body is the single input's raw bytes.
@@ -23,7 +23,7 @@ pub enum Body<B> {
 /// Splits `body` according to the header. The JSON part is copied out only when it spans chunks.
 pub fn split_body<B: Buf>(headers: &HeaderMap, mut body: B) -> Result<Body<B>, Error> {
     let Some(value) = headers.get(HEADER_LENGTH) else {
-        return Ok(Body::Json(body.copy_to_bytes(body.remaining())));
+        return Ok(Body::Json(body));
     };
     let length: usize = value
         .to_str()

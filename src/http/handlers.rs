@@ -6,6 +6,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use utoipa::{IntoParams, ToSchema};
@@ -13,11 +14,12 @@ use utoipa::{IntoParams, ToSchema};
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
 use super::body::InferBody;
 use super::schemas::{BinaryBody, InferErrors, ModelErrors, NotFoundError};
-use super::types::{parse_infer_request, parse_infer_request_with_binary, write_infer_response};
+use super::types::{parse_infer_request_with_binary, write_infer_response};
 use super::types::{InferRequestJson, InferResponseJson};
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
 use crate::service::{ModelMetadata, ServerMetadata, Service};
+use crate::tensor::rope::Rope;
 
 /// `{name}` of a model route.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -182,8 +184,14 @@ async fn run_infer(
     body: InferBody,
 ) -> Result<Response, Error> {
     let (request, raw_body) = match split_body(&headers, body.into_buf())? {
-        Body::Json(json) => (parse_infer_request(&json)?, false),
-        Body::Mixed { json, binary } => (parse_infer_request_with_binary(&json, binary)?, false),
+        Body::Json(json) => (
+            parse_infer_request_with_binary(&Rope::new(json.parts()), Bytes::new())?,
+            false,
+        ),
+        Body::Mixed { json, binary } => (
+            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary)?,
+            false,
+        ),
         Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
     };
     let binary = BinaryOutputs::from_request(&request, raw_body);

@@ -1,5 +1,7 @@
 //! REST wire types for inference: the request read borrowing the body's bytes, the response written from tensors.
 
+use std::ops::Range;
+
 use bytes::Buf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -10,6 +12,7 @@ use crate::service::{InferRequest, InferResponse, RequestedOutput};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
 use crate::tensor::json::{decode_data, decode_data_text, JsonData};
 use crate::tensor::json_scan::split_envelope;
+use crate::tensor::rope::Rope;
 use crate::tensor::{parse_wire_header, Parameters, Tensor, TensorData};
 
 /// `POST .../infer` body. `data` stays raw text until the tensor's datatype and shape are known.
@@ -66,13 +69,13 @@ pub struct RequestedOutputJson {
 
 /// Parses a JSON infer request body into the transport-free request.
 pub fn parse_infer_request(body: &[u8]) -> Result<InferRequest, Error> {
-    parse_infer_request_with_binary(body, bytes::Bytes::new())
+    parse_infer_request_with_binary(&Rope::new([body]), bytes::Bytes::new())
 }
 
-/// Parses the JSON header of an infer request; inputs with `binary_data_size` take their bytes, in order,
-/// from `binary` (the binary tensor data extension), which they must use up exactly.
+/// Parses the JSON of an infer request (read from the chunks it arrived in); inputs with `binary_data_size`
+/// take their bytes, in order, from `binary` (the binary tensor data extension), which they must use up exactly.
 pub fn parse_infer_request_with_binary(
-    json: &[u8],
+    json: &Rope<'_>,
     mut binary: impl Buf,
 ) -> Result<InferRequest, Error> {
     let binary_len = binary.remaining();
@@ -82,9 +85,13 @@ pub fn parse_infer_request_with_binary(
     } else {
         None
     };
+    let whole;
     let (header, spans) = match &envelope {
         Some(e) => (e.json.as_slice(), e.spans.as_slice()),
-        None => (json, &[][..]),
+        None => {
+            whole = json.slice(0..json.len());
+            (&*whole, &[][..])
+        }
     };
     let wire: InferRequestJson<'_> = serde_json::from_slice(header)
         .map_err(|e| Error::InvalidInput(format!("invalid inference request: {e}")))?;
@@ -93,7 +100,7 @@ pub fn parse_infer_request_with_binary(
         let text = spans
             .iter()
             .find(|(i, _)| *i == index)
-            .map(|(_, range)| &json[range.clone()]);
+            .map(|(_, range)| (json, range.clone()));
         inputs.push(decode_input(input, text, &mut binary)?);
     }
     if binary.has_remaining() {
@@ -121,10 +128,10 @@ pub fn parse_infer_request_with_binary(
 /// Bodies from this size on take the envelope fast path (small ones are not worth the extra scan).
 const FAST_PATH_BYTES: usize = 16 * 1024;
 
-/// Decodes one input; `text` is its `data` as taken out of the body by the envelope scan, if it was.
+/// Decodes one input; `text` is where its `data` lies in the body, if the envelope scan took it out.
 fn decode_input(
     input: InputJson<'_>,
-    text: Option<&[u8]>,
+    text: Option<(&Rope<'_>, Range<usize>)>,
     binary: &mut impl Buf,
 ) -> Result<Tensor, Error> {
     let name = input.name;
@@ -158,7 +165,7 @@ fn decode_input(
                 .data
                 .ok_or_else(|| Error::InvalidInput(format!("input '{name}' has no data")))?;
             match text {
-                Some(text) => decode_data_text(&name, datatype, count, text)?,
+                Some((body, range)) => decode_data_text(&name, datatype, count, body, range)?,
                 None => decode_data(&name, datatype, count, raw)?,
             }
         }

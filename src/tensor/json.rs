@@ -2,13 +2,15 @@
 //! and serialised straight from the typed buffer (no serde_json::Value tree either way).
 
 use std::fmt;
+use std::ops::Range;
 
 use half::{bf16, f16};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
-use super::json_scan::{read_numbers, Decimal, Number};
+use super::json_scan::{read_numbers_in, Decimal, Number};
+use super::rope::Rope;
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
 use crate::match_number_type;
@@ -49,24 +51,27 @@ pub fn decode_data(
     Ok(data)
 }
 
-/// Decodes a tensor's `data` given as its JSON text (a span of the request body, see
+/// Decodes a tensor's `data` given as its range of the request body (found by
 /// [`super::json_scan`]): numeric arrays through the fast number reader, anything else (and every error) through
 /// [`decode_data`], so answers and messages are the same either way.
 pub fn decode_data_text(
     name: &str,
     datatype: DataType,
     expected: usize,
-    text: &[u8],
+    body: &Rope<'_>,
+    range: Range<usize>,
 ) -> Result<TensorData, Error> {
-    let capacity = expected.min(text.len() / 2 + 1);
+    let capacity = expected.min(range.len() / 2 + 1);
     let fast = match_number_type!(datatype,
-        variant => read_fast(text, capacity, expected).map(variant),
+        variant => read_fast(body, range.clone(), capacity, expected).map(variant),
         DataType::Bool | DataType::Bytes => None,
     );
     if let Some(data) = fast.filter(|d| d.len() == expected) {
         return Ok(data);
     }
-    let raw: &RawValue = serde_json::from_slice(text).map_err(|e| data_error(name, datatype, e))?;
+    let text = body.slice(range);
+    let raw: &RawValue =
+        serde_json::from_slice(&text).map_err(|e| data_error(name, datatype, e))?;
     decode_data(name, datatype, expected, raw)
 }
 
@@ -77,11 +82,17 @@ fn data_error(name: &str, datatype: DataType, e: serde_json::Error) -> Error {
     Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
 }
 
-fn read_fast<T: JsonScalar>(text: &[u8], capacity: usize, limit: usize) -> Option<Vec<T>> {
+fn read_fast<T: JsonScalar>(
+    body: &Rope<'_>,
+    range: Range<usize>,
+    capacity: usize,
+    limit: usize,
+) -> Option<Vec<T>> {
     let mut out = Vec::with_capacity(capacity);
     // Inlined: a call per element would pass each number through memory.
-    read_numbers(
-        text,
+    read_numbers_in(
+        body,
+        range,
         limit,
         #[inline(always)]
         |n| push_number(&mut out, n),

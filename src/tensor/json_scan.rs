@@ -2,9 +2,12 @@
 //! serde reads only the small envelope, and numeric arrays are read by a dedicated number reader (correctly
 //! rounded f64 first, as MLServer's Python does). Anything unusual returns `None` and the general path runs.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
-use memchr::{memchr2, memchr3};
+use memchr::{memchr3, memrchr3};
+
+use super::rope::Rope;
 
 /// The body with every input's `data` value replaced by `[]`, and where those values were: (input index, bytes).
 pub struct Envelope {
@@ -16,8 +19,8 @@ pub struct Envelope {
 
 /// Splits `body` into the envelope and the data spans; `None` when the scan meets anything it does not expect
 /// (escaped keys, repeated keys, no data at all...): the caller then parses the body as a whole.
-pub fn split_envelope(body: &[u8]) -> Option<Envelope> {
-    let mut s = Scan { b: body, i: 0 };
+pub fn split_envelope(body: &Rope<'_>) -> Option<Envelope> {
+    let mut s = Scan { r: body, i: 0 };
     let mut spans = Vec::new();
     s.ws();
     s.eat(b'{')?;
@@ -32,7 +35,7 @@ pub fn split_envelope(body: &[u8]) -> Option<Envelope> {
         s.ws();
         s.eat(b':')?;
         s.ws();
-        if key == b"inputs" {
+        if *key == *b"inputs" {
             if seen_inputs {
                 return None;
             }
@@ -55,28 +58,30 @@ pub fn split_envelope(body: &[u8]) -> Option<Envelope> {
     let mut json = Vec::with_capacity(body.len() - taken + 2 * spans.len());
     let mut at = 0;
     for (_, range) in &spans {
-        json.extend_from_slice(&body[at..range.start]);
+        body.pieces(at..range.start)
+            .for_each(|p| json.extend_from_slice(p));
         json.extend_from_slice(b"[]");
         at = range.end;
     }
-    json.extend_from_slice(&body[at..]);
+    body.pieces(at..body.len())
+        .for_each(|p| json.extend_from_slice(p));
     Some(Envelope { json, spans })
 }
 
-struct Scan<'a> {
-    b: &'a [u8],
+struct Scan<'r, 'a> {
+    r: &'r Rope<'a>,
     i: usize,
 }
 
-impl<'a> Scan<'a> {
+impl<'a> Scan<'_, 'a> {
     fn ws(&mut self) {
-        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
             self.i += 1;
         }
     }
 
     fn peek(&self) -> Option<u8> {
-        self.b.get(self.i).copied()
+        self.r.byte(self.i)
     }
 
     fn next(&mut self) -> Option<u8> {
@@ -94,26 +99,26 @@ impl<'a> Scan<'a> {
         self.eat(b'"')?;
         let mut escaped = false;
         loop {
-            let at = self.i + memchr2(b'"', b'\\', &self.b[self.i..])?;
-            if self.b[at] == b'"' {
+            let at = self.r.find2(self.i, b'"', b'\\')?;
+            if self.r.byte(at)? == b'"' {
                 self.i = at + 1;
                 return Some(escaped);
             }
             escaped = true;
             self.i = at + 2;
-            if self.i > self.b.len() {
+            if self.i > self.r.len() {
                 return None;
             }
         }
     }
 
     /// An object key without escapes.
-    fn key(&mut self) -> Option<&'a [u8]> {
+    fn key(&mut self) -> Option<Cow<'a, [u8]>> {
         let start = self.i + 1;
         if self.string()? {
             return None;
         }
-        Some(&self.b[start..self.i - 1])
+        Some(self.r.slice(start..self.i - 1))
     }
 
     /// Skips one value. Brackets are balanced per kind, skipping strings; validity is left to the parsers that
@@ -135,9 +140,9 @@ impl<'a> Scan<'a> {
         };
         let mut depth = 0usize;
         loop {
-            let at = self.i + memchr3(b'"', open, close, &self.b[self.i..])?;
+            let at = self.r.find3(self.i, b'"', open, close)?;
             self.i = at;
-            match self.b[at] {
+            match self.r.byte(at)? {
                 b'"' => {
                     self.string()?;
                 }
@@ -175,7 +180,7 @@ impl<'a> Scan<'a> {
                 loop {
                     self.ws();
                     let key = self.key()?;
-                    let is_data = key == b"data";
+                    let is_data = *key == *b"data";
                     self.ws();
                     self.eat(b':')?;
                     self.ws();
@@ -294,77 +299,164 @@ const NEG_POW10: [f64; 23] = [
 /// Reads a JSON array of numbers (nested to any depth, flat order) calling `push` for each; `None` when the text
 /// is anything else (strings, booleans, syntax errors, `-0`, integers beyond 64 bits), when there are more than
 /// `limit` elements, or when `push` refuses one. Returns the element count.
-pub fn read_numbers<'a>(
-    text: &'a [u8],
+pub fn read_numbers(
+    text: &[u8],
     limit: usize,
-    mut push: impl FnMut(Number<'a>) -> Option<()>,
+    mut push: impl FnMut(Number<'_>) -> Option<()>,
 ) -> Option<usize> {
-    let b = text;
-    let mut i = 0;
-    let ws = |i: &mut usize| {
-        while matches!(b.get(*i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            *i += 1;
+    let mut reader = ArrayReader::new(limit);
+    reader.feed(text, &mut push)?;
+    reader.finish()
+}
+
+/// [`read_numbers`] over `range` of a body kept in chunks: each chunk is read where it lies, cut after its last
+/// delimiter (`,` `[` `]`); the few bytes of the element that straddles two chunks are joined in a small buffer.
+pub fn read_numbers_in(
+    body: &Rope<'_>,
+    range: Range<usize>,
+    limit: usize,
+    mut push: impl FnMut(Number<'_>) -> Option<()>,
+) -> Option<usize> {
+    /// Longer straddling text (a huge literal, a long run of spaces) is left to the general decoder.
+    const MAX_CARRY: usize = 4096;
+    let mut reader = ArrayReader::new(limit);
+    let mut carry: Vec<u8> = Vec::new();
+    for mut piece in body.pieces(range) {
+        if !carry.is_empty() {
+            let Some(k) = memchr3(b',', b'[', b']', piece) else {
+                carry.extend_from_slice(piece);
+                if carry.len() > MAX_CARRY {
+                    return None;
+                }
+                continue;
+            };
+            carry.extend_from_slice(&piece[..=k]);
+            reader.feed(&carry, &mut push)?;
+            carry.clear();
+            piece = &piece[k + 1..];
         }
-    };
-    ws(&mut i);
-    if b.get(i) != Some(&b'[') {
-        return None;
-    }
-    i += 1;
-    let mut depth = 1usize;
-    let mut need_value = true;
-    let mut may_close = true;
-    let mut count = 0usize;
-    while depth > 0 {
-        ws(&mut i);
-        let c = *b.get(i)?;
-        if need_value {
-            match c {
-                b'[' => {
-                    depth += 1;
-                    i += 1;
-                    may_close = true;
-                    continue;
-                }
-                b']' if may_close => {
-                    depth -= 1;
-                    i += 1;
-                    need_value = false;
-                    continue;
-                }
-                b'n' if b.get(i..i + 4) == Some(b"null") => {
-                    i += 4;
-                    if count >= limit {
-                        return None;
-                    }
-                    push(Number::Null)?;
-                }
-                b'-' | b'0'..=b'9' => {
-                    let (number, end) = number(b, i)?;
-                    i = end;
-                    if count >= limit {
-                        return None;
-                    }
-                    push(number)?;
-                }
-                _ => return None,
-            }
-            count += 1;
-            need_value = false;
-        } else {
-            match c {
-                b',' => {
-                    need_value = true;
-                    may_close = false;
-                }
-                b']' => depth -= 1,
-                _ => return None,
-            }
-            i += 1;
+        let cut = memrchr3(b',', b'[', b']', piece).map_or(0, |k| k + 1);
+        reader.feed(&piece[..cut], &mut push)?;
+        carry.extend_from_slice(&piece[cut..]);
+        if carry.len() > MAX_CARRY {
+            return None;
         }
     }
-    ws(&mut i);
-    (i == b.len()).then_some(count)
+    reader.feed(&carry, &mut push)?;
+    reader.finish()
+}
+
+/// The state of reading one array of numbers, so that it can be fed in pieces that each end between tokens.
+#[derive(Clone, Copy)]
+struct ArrayReader {
+    opened: bool,
+    depth: usize,
+    need_value: bool,
+    may_close: bool,
+    count: usize,
+    limit: usize,
+}
+
+impl ArrayReader {
+    fn new(limit: usize) -> ArrayReader {
+        ArrayReader {
+            opened: false,
+            depth: 0,
+            need_value: true,
+            may_close: true,
+            count: 0,
+            limit,
+        }
+    }
+
+    /// The element count, once the whole array was read.
+    fn finish(self) -> Option<usize> {
+        (self.opened && self.depth == 0).then_some(self.count)
+    }
+
+    /// Reads `b`, which must not end inside a token (unless it is the last piece).
+    #[inline(always)]
+    fn feed(&mut self, b: &[u8], push: &mut impl FnMut(Number<'_>) -> Option<()>) -> Option<()> {
+        // Locals, not fields, in the loop: kept in registers.
+        let ArrayReader {
+            mut opened,
+            mut depth,
+            mut need_value,
+            mut may_close,
+            mut count,
+            limit,
+        } = *self;
+        let mut i = 0;
+        loop {
+            while matches!(b.get(i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+                i += 1;
+            }
+            let Some(&c) = b.get(i) else { break };
+            if depth == 0 {
+                // Before the array, its opening bracket; after it, nothing.
+                if opened || c != b'[' {
+                    return None;
+                }
+                opened = true;
+                depth = 1;
+                i += 1;
+                continue;
+            }
+            if need_value {
+                match c {
+                    b'[' => {
+                        depth += 1;
+                        i += 1;
+                        may_close = true;
+                        continue;
+                    }
+                    b']' if may_close => {
+                        depth -= 1;
+                        i += 1;
+                        need_value = false;
+                        continue;
+                    }
+                    b'n' if b.get(i..i + 4) == Some(b"null") => {
+                        i += 4;
+                        if count >= limit {
+                            return None;
+                        }
+                        push(Number::Null)?;
+                    }
+                    b'-' | b'0'..=b'9' => {
+                        let (number, end) = number(b, i)?;
+                        i = end;
+                        if count >= limit {
+                            return None;
+                        }
+                        push(number)?;
+                    }
+                    _ => return None,
+                }
+                count += 1;
+                need_value = false;
+            } else {
+                match c {
+                    b',' => {
+                        need_value = true;
+                        may_close = false;
+                    }
+                    b']' => depth -= 1,
+                    _ => return None,
+                }
+                i += 1;
+            }
+        }
+        *self = ArrayReader {
+            opened,
+            depth,
+            need_value,
+            may_close,
+            count,
+            limit,
+        };
+        Some(())
+    }
 }
 
 /// Exact powers of ten representable in f64 (Clinger's fast path).
@@ -390,6 +482,46 @@ fn eight_digits(b: &[u8], i: usize) -> Option<u64> {
         + ((v >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
         >> 32;
     Some(v)
+}
+
+/// Powers of ten as integers, for appending up to eight digits to a significand.
+const POW10_U64: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The run of fewer than eight ASCII digits at `i` appended to `mantissa` without a branch per digit (SWAR);
+/// `None` when eight bytes do not remain, when the run is eight digits or more, or when it would take the
+/// significand beyond 19 digits. Returns the new significand and the run's length.
+#[inline(always)]
+fn digit_tail(b: &[u8], i: usize, mantissa: u64, digits: usize) -> Option<(u64, usize)> {
+    let chunk: [u8; 8] = b.get(i..i + 8)?.try_into().ok()?;
+    let v = u64::from_le_bytes(chunk);
+    // Non-zero in each byte that is not a digit (carries only reach bytes after the first such byte).
+    let not_digit = ((v & 0xF0F0_F0F0_F0F0_F0F0) ^ 0x3030_3030_3030_3030)
+        | ((v.wrapping_add(0x0606_0606_0606_0606) & 0xF0F0_F0F0_F0F0_F0F0) ^ 0x3030_3030_3030_3030);
+    if not_digit == 0 {
+        return None;
+    }
+    let n = (not_digit.trailing_zeros() / 8) as usize;
+    if digits + n > 19 {
+        return None;
+    }
+    // The n digits as the low end of an eight-digit number (the bytes before them zero).
+    let d = v.wrapping_sub(0x3030_3030_3030_3030) << 1 << (63 - 8 * n);
+    let d = (d * 10) + (d >> 8);
+    let mask = 0x0000_00FF_0000_00FF;
+    let value = ((d & mask).wrapping_mul(100 + (1_000_000 << 32))
+        + ((d >> 16) & mask).wrapping_mul(1 + (10_000 << 32)))
+        >> 32;
+    Some((mantissa * POW10_U64[n] + value, n))
 }
 
 /// Reads the JSON number at `start`; returns it and the index after it.
@@ -459,6 +591,12 @@ fn number(b: &[u8], start: usize) -> Option<(Number<'_>, usize)> {
                 }
                 None => break,
             }
+        }
+        if let Some((m, n)) = digit_tail(b, i, mantissa, digits) {
+            mantissa = m;
+            digits += n;
+            exponent -= n as i64;
+            i += n;
         }
         while digit(i) {
             accumulate!(b[i]);
@@ -649,26 +787,86 @@ mod tests {
         assert!(read_numbers(b"[1,2,3]", 2, |_| Some(())).is_none());
     }
 
+    /// `body` as a rope cut at `cuts` (ascending positions).
+    fn cut<'a>(body: &'a [u8], cuts: &[usize]) -> Rope<'a> {
+        let mut at = 0;
+        let mut parts = Vec::new();
+        for &c in cuts {
+            parts.push(&body[at..c]);
+            at = c;
+        }
+        parts.push(&body[at..]);
+        Rope::new(parts)
+    }
+
+    /// Every way to cut `len` bytes in up to three pieces.
+    fn cuts(len: usize) -> impl Iterator<Item = Vec<usize>> {
+        (0..=len).flat_map(move |i| (i..=len).map(move |j| vec![i, j]))
+    }
+
+    fn floats_in(rope: &Rope<'_>) -> Option<Vec<f64>> {
+        let mut out = Vec::new();
+        read_numbers_in(rope, 0..rope.len(), usize::MAX, |n| {
+            out.push(match n {
+                Number::U64(v) => v as f64,
+                Number::I64(v) => v as f64,
+                Number::Decimal(d) => d.to_f64()?,
+                Number::Null => -1.0,
+            });
+            Some(())
+        })?;
+        Some(out)
+    }
+
+    #[test]
+    fn numbers_read_the_same_wherever_the_body_is_cut() {
+        let text = b" [ [1, 2.5e-3] ,[ -3,null],0.26978665590286255 , 123456789012345678, 1E5,[]] ";
+        let whole = floats_in(&cut(text, &[])).unwrap();
+        assert_eq!(whole.len(), 7);
+        for c in cuts(text.len()) {
+            assert_eq!(floats_in(&cut(text, &c)).as_ref(), Some(&whole), "{c:?}");
+        }
+        for bad in [
+            "[1,]", "[1 2]", "[1.]", "[1e]", "[-]", "[nul]", "[1]]", "[[1]", "[1] x", "x[1]",
+        ] {
+            for c in cuts(bad.len()) {
+                assert!(floats_in(&cut(bad.as_bytes(), &c)).is_none(), "{bad} {c:?}");
+            }
+        }
+    }
+
     #[test]
     fn envelope_takes_out_data() {
         let body = br#"{"id": "a\"]", "inputs": [{"name": "x", "data": [[1, 2], [3]], "shape": [3]},
             {"name": "y", "parameters": {"binary_data_size": 4}}, {"data": ["]", "["], "name": "z"}],
             "outputs": [{"name": "o"}]}"#;
-        let env = split_envelope(body).unwrap();
-        let spans: Vec<(usize, &[u8])> = env
-            .spans
-            .iter()
-            .map(|(i, r)| (*i, &body[r.clone()]))
-            .collect();
-        assert_eq!(
-            spans,
-            vec![(0, &b"[[1, 2], [3]]"[..]), (2, &br#"["]", "["]"#[..])]
-        );
-        let json: serde_json::Value = serde_json::from_slice(&env.json).unwrap();
-        assert_eq!(json["inputs"][0]["data"], serde_json::json!([]));
-        assert_eq!(json["id"], "a\"]");
-        assert!(split_envelope(br#"{"inputs": [{"da\u0074a": [1]}]}"#).is_none());
-        assert!(split_envelope(br#"{"inputs": [{"data": [1], "data": [2]}]}"#).is_none());
-        assert!(split_envelope(br#"{"inputs": [{"name": "x"}]}"#).is_none());
+        for c in cuts(body.len()).step_by(7) {
+            let rope = cut(body, &c);
+            let env = split_envelope(&rope).unwrap();
+            let spans: Vec<(usize, Vec<u8>)> = env
+                .spans
+                .iter()
+                .map(|(i, r)| (*i, rope.slice(r.clone()).into_owned()))
+                .collect();
+            assert_eq!(
+                spans,
+                vec![
+                    (0, b"[[1, 2], [3]]".to_vec()),
+                    (2, br#"["]", "["]"#.to_vec())
+                ]
+            );
+            let json: serde_json::Value = serde_json::from_slice(&env.json).unwrap();
+            assert_eq!(json["inputs"][0]["data"], serde_json::json!([]));
+            assert_eq!(json["id"], "a\"]");
+        }
+        for bad in [
+            &br#"{"inputs": [{"da\u0074a": [1]}]}"#[..],
+            br#"{"inputs": [{"data": [1], "data": [2]}]}"#,
+            br#"{"inputs": [{"name": "x"}]}"#,
+        ] {
+            for c in cuts(bad.len()) {
+                assert!(split_envelope(&cut(bad, &c)).is_none());
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod binary;
 pub mod json;
 pub mod json_scan;
 pub mod ort;
+pub mod rope;
 
 use half::{bf16, f16};
 use std::fmt;

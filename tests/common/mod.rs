@@ -103,6 +103,13 @@ impl TestServer {
     }
 }
 
+/// `body` sent as HTTP chunks of `size` bytes (the server reads it in pieces cut at those points).
+pub fn in_chunks(body: Vec<u8>, size: usize) -> reqwest::Body {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(size).map(|c| Ok(c.to_vec())).collect();
+    reqwest::Body::wrap_stream(tokio_stream::iter(chunks))
+}
+
 /// Asserts an error answer: the status, and an `{"error": ...}` body containing `needle`.
 pub fn assert_error(actual: &(u16, Value), status: u16, needle: &str) {
     assert_eq!(actual.0, status, "body: {}", actual.1);
