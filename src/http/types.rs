@@ -1,7 +1,5 @@
 //! REST wire types for inference: the request read borrowing the body's bytes, the response written from tensors.
 
-use std::ops::Range;
-
 use bytes::Buf;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -10,8 +8,8 @@ use utoipa::ToSchema;
 use crate::error::Error;
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
-use crate::tensor::json::{decode_data, decode_data_text, JsonData};
-use crate::tensor::json_scan::split_envelope;
+use crate::tensor::json::{decode_data, decode_data_text, read_data_early, EarlyData, JsonData};
+use crate::tensor::json_envelope::{split_envelope, DataSpan};
 use crate::tensor::rope::Rope;
 use crate::tensor::{parse_wire_header, Parameters, Tensor, TensorData};
 
@@ -80,17 +78,17 @@ pub fn parse_infer_request_with_binary(
 ) -> Result<InferRequest, Error> {
     let binary_len = binary.remaining();
     // Large bodies: serde reads only the envelope; the data arrays are read from the body by the fast reader.
-    let envelope = if json.len() >= FAST_PATH_BYTES {
-        split_envelope(json)
+    let mut envelope = if json.len() >= FAST_PATH_BYTES {
+        split_envelope(json, |head, start| read_data_early(head, json, start))
     } else {
         None
     };
     let whole;
-    let (header, spans) = match &envelope {
-        Some(e) => (e.json.as_slice(), e.spans.as_slice()),
+    let (header, spans) = match &mut envelope {
+        Some(e) => (e.json.as_slice(), e.spans.as_mut_slice()),
         None => {
             whole = json.slice(0..json.len());
-            (&*whole, &[][..])
+            (&*whole, &mut [][..])
         }
     };
     let wire: InferRequestJson<'_> = serde_json::from_slice(header)
@@ -98,9 +96,9 @@ pub fn parse_infer_request_with_binary(
     let mut inputs = Vec::with_capacity(wire.inputs.len());
     for (index, input) in wire.inputs.into_iter().enumerate() {
         let text = spans
-            .iter()
-            .find(|(i, _)| *i == index)
-            .map(|(_, range)| (json, range.clone()));
+            .iter_mut()
+            .find(|s| s.input == index)
+            .map(|s| (json, s));
         inputs.push(decode_input(input, text, &mut binary)?);
     }
     if binary.has_remaining() {
@@ -128,10 +126,11 @@ pub fn parse_infer_request_with_binary(
 /// Bodies from this size on take the envelope fast path (small ones are not worth the extra scan).
 const FAST_PATH_BYTES: usize = 16 * 1024;
 
-/// Decodes one input; `text` is where its `data` lies in the body, if the envelope scan took it out.
+/// Decodes one input; `text` is where its `data` lies in the body, if the envelope scan took it out (and what
+/// the scan read of it).
 fn decode_input(
     input: InputJson<'_>,
-    text: Option<(&Rope<'_>, Range<usize>)>,
+    text: Option<(&Rope<'_>, &mut DataSpan<EarlyData>)>,
     binary: &mut impl Buf,
 ) -> Result<Tensor, Error> {
     let name = input.name;
@@ -165,7 +164,12 @@ fn decode_input(
                 .data
                 .ok_or_else(|| Error::InvalidInput(format!("input '{name}' has no data")))?;
             match text {
-                Some((body, range)) => decode_data_text(&name, datatype, count, body, range)?,
+                Some((body, span)) => match span.early.take() {
+                    Some(early) if early.datatype == datatype && early.data.len() == count => {
+                        early.data
+                    }
+                    _ => decode_data_text(&name, datatype, count, body, span.range.clone())?,
+                },
                 None => decode_data(&name, datatype, count, raw)?,
             }
         }
@@ -309,5 +313,58 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("'z' has no data"));
+    }
+
+    /// A body over the fast path's threshold with two FP32 inputs, keys in `order` ("data" last: read during the
+    /// envelope scan; "data" first: skipped, then read).
+    fn large_body(data_last: bool) -> String {
+        let values: Vec<String> = (0..3000).map(|i| format!("{:?}", i as f32 / 7.0)).collect();
+        let data = values.join(", ");
+        let input = |name: &str| {
+            let head = format!(r#""name": "{name}", "shape": [3000], "datatype": "FP32""#);
+            if data_last {
+                format!(r#"{{{head}, "data": [{data}]}}"#)
+            } else {
+                format!(r#"{{"data": [{data}], {head}}}"#)
+            }
+        };
+        format!(
+            r#"{{"inputs": [{}, {}], "id": "r"}}"#,
+            input("a"),
+            input("b")
+        )
+    }
+
+    #[test]
+    fn large_bodies_read_alike_in_any_key_order_and_any_chunks() {
+        use crate::tensor::rope::testing::cut;
+        let expected = parse_infer_request(large_body(false).as_bytes()).unwrap();
+        assert_eq!(expected.inputs[1].data.len(), 3000);
+        for data_last in [false, true] {
+            let body = large_body(data_last);
+            let b = body.as_bytes();
+            for cuts in [
+                vec![],
+                vec![1, 2],
+                vec![b.len() / 3, b.len() / 2],
+                vec![77, b.len() - 5],
+            ] {
+                let r =
+                    parse_infer_request_with_binary(&cut(b, &cuts), bytes::Bytes::new()).unwrap();
+                assert_eq!(r.id.as_deref(), Some("r"));
+                for (got, want) in r.inputs.iter().zip(&expected.inputs) {
+                    assert_eq!((&got.name, &got.data), (&want.name, &want.data), "{cuts:?}");
+                }
+            }
+            // A shape the data does not fill, and a bad element: the same clear errors either way.
+            let short = body.replacen("[3000]", "[3001]", 1);
+            let e = parse_infer_request(short.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("'a'") && e.contains("3001"), "{e}");
+            let bad = body.replacen("0.14285715", "\"x\"", 1);
+            let e = parse_infer_request(bad.as_bytes()).unwrap_err().to_string();
+            assert!(e.contains("'a'"), "{e}");
+        }
     }
 }

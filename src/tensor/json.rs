@@ -9,7 +9,8 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
-use super::json_scan::{read_numbers_in, Decimal, Number};
+use super::json_envelope::InputHead;
+use super::json_scan::{read_numbers, read_numbers_in, Decimal, Number};
 use super::rope::Rope;
 use super::{BytesBuf, DataType, TensorData};
 use crate::error::Error;
@@ -63,7 +64,9 @@ pub fn decode_data_text(
 ) -> Result<TensorData, Error> {
     let capacity = expected.min(range.len() / 2 + 1);
     let fast = match_number_type!(datatype,
-        variant => read_fast(body, range.clone(), capacity, expected).map(variant),
+        variant => read_fast(body, range.clone(), capacity, expected)
+            .filter(|(_, end)| *end == range.end)
+            .map(|(v, _)| variant(v)),
         DataType::Bool | DataType::Bytes => None,
     );
     if let Some(data) = fast.filter(|d| d.len() == expected) {
@@ -82,22 +85,56 @@ fn data_error(name: &str, datatype: DataType, e: serde_json::Error) -> Error {
     Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
 }
 
+/// Reads the numeric array at `range.start`; `None` unless it has at most `limit` elements and ends no later than
+/// `range.end`. Returns the values and where the array ends.
 fn read_fast<T: JsonScalar>(
     body: &Rope<'_>,
     range: Range<usize>,
     capacity: usize,
     limit: usize,
-) -> Option<Vec<T>> {
+) -> Option<(Vec<T>, usize)> {
     let mut out = Vec::with_capacity(capacity);
     // Inlined: a call per element would pass each number through memory.
-    read_numbers_in(
+    let (_, end) = read_numbers_in(
         body,
         range,
         limit,
         #[inline(always)]
         |n| push_number(&mut out, n),
     )?;
-    Some(out)
+    Some((out, end))
+}
+
+/// An input's `data` as read during the envelope scan, and the datatype it was read as.
+pub struct EarlyData {
+    pub datatype: DataType,
+    pub data: TensorData,
+}
+
+/// Reads an input's `data` during the envelope scan, when its datatype and shape came before it (as V2 clients
+/// write them): one pass over the numbers instead of a skip then a read. Returns the values (as many as the shape
+/// asks, else `None`) and where the array ends.
+pub fn read_data_early(
+    head: &InputHead<'_>,
+    body: &Rope<'_>,
+    start: usize,
+) -> Option<(EarlyData, usize)> {
+    let datatype = DataType::parse(std::str::from_utf8(head.datatype.as_deref()?).ok()?)?;
+    let mut expected = 1usize;
+    read_numbers(head.shape.as_deref()?, 64, |n| match n {
+        Number::U64(d) => {
+            expected = expected.checked_mul(usize::try_from(d).ok()?)?;
+            Some(())
+        }
+        _ => None,
+    })?;
+    let capacity = expected.min((body.len() - start) / 2 + 1);
+    let range = start..body.len();
+    let (data, end) = match_number_type!(datatype,
+        variant => read_fast(body, range, capacity, expected).map(|(v, end)| (variant(v), end)),
+        DataType::Bool | DataType::Bytes => None,
+    )?;
+    (data.len() == expected).then_some((EarlyData { datatype, data }, end))
 }
 
 #[inline(always)]

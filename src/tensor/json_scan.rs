@@ -1,215 +1,12 @@
-//! Fast path for large REST JSON requests: one structural scan finds each input's `data` value in the body, so
-//! serde reads only the small envelope, and numeric arrays are read by a dedicated number reader (correctly
-//! rounded f64 first, as MLServer's Python does). Anything unusual returns `None` and the general path runs.
+//! The number reader of the REST JSON fast path: numeric `data` arrays read straight from the body's chunks into
+//! typed values (correctly rounded f64 first, as MLServer's Python does). Anything unusual returns `None` and the
+//! general path (serde) runs.
 
-use std::borrow::Cow;
 use std::ops::Range;
 
 use memchr::{memchr3, memrchr3};
 
 use super::rope::Rope;
-
-/// The body with every input's `data` value replaced by `[]`, and where those values were: (input index, bytes).
-pub struct Envelope {
-    /// The request JSON without its data arrays (serde reads this).
-    pub json: Vec<u8>,
-    /// For each input whose `data` was taken out: its position in `inputs` and its byte range in the body.
-    pub spans: Vec<(usize, Range<usize>)>,
-}
-
-/// Splits `body` into the envelope and the data spans; `None` when the scan meets anything it does not expect
-/// (escaped keys, repeated keys, no data at all...): the caller then parses the body as a whole.
-pub fn split_envelope(body: &Rope<'_>) -> Option<Envelope> {
-    let mut s = Scan { r: body, i: 0 };
-    let mut spans = Vec::new();
-    s.ws();
-    s.eat(b'{')?;
-    s.ws();
-    if s.peek()? == b'}' {
-        return None;
-    }
-    let mut seen_inputs = false;
-    loop {
-        s.ws();
-        let key = s.key()?;
-        s.ws();
-        s.eat(b':')?;
-        s.ws();
-        if *key == *b"inputs" {
-            if seen_inputs {
-                return None;
-            }
-            seen_inputs = true;
-            s.inputs(&mut spans)?;
-        } else {
-            s.skip_value()?;
-        }
-        s.ws();
-        match s.next()? {
-            b',' => continue,
-            b'}' => break,
-            _ => return None,
-        }
-    }
-    if spans.is_empty() {
-        return None;
-    }
-    let taken: usize = spans.iter().map(|(_, r)| r.len()).sum();
-    let mut json = Vec::with_capacity(body.len() - taken + 2 * spans.len());
-    let mut at = 0;
-    for (_, range) in &spans {
-        body.pieces(at..range.start)
-            .for_each(|p| json.extend_from_slice(p));
-        json.extend_from_slice(b"[]");
-        at = range.end;
-    }
-    body.pieces(at..body.len())
-        .for_each(|p| json.extend_from_slice(p));
-    Some(Envelope { json, spans })
-}
-
-struct Scan<'r, 'a> {
-    r: &'r Rope<'a>,
-    i: usize,
-}
-
-impl<'a> Scan<'_, 'a> {
-    fn ws(&mut self) {
-        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
-            self.i += 1;
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.r.byte(self.i)
-    }
-
-    fn next(&mut self) -> Option<u8> {
-        let c = self.peek()?;
-        self.i += 1;
-        Some(c)
-    }
-
-    fn eat(&mut self, c: u8) -> Option<()> {
-        (self.next()? == c).then_some(())
-    }
-
-    /// Skips a string starting at the quote; returns whether it held an escape.
-    fn string(&mut self) -> Option<bool> {
-        self.eat(b'"')?;
-        let mut escaped = false;
-        loop {
-            let at = self.r.find2(self.i, b'"', b'\\')?;
-            if self.r.byte(at)? == b'"' {
-                self.i = at + 1;
-                return Some(escaped);
-            }
-            escaped = true;
-            self.i = at + 2;
-            if self.i > self.r.len() {
-                return None;
-            }
-        }
-    }
-
-    /// An object key without escapes.
-    fn key(&mut self) -> Option<Cow<'a, [u8]>> {
-        let start = self.i + 1;
-        if self.string()? {
-            return None;
-        }
-        Some(self.r.slice(start..self.i - 1))
-    }
-
-    /// Skips one value. Brackets are balanced per kind, skipping strings; validity is left to the parsers that
-    /// read the envelope (serde) and the data (the number reader, or serde again).
-    fn skip_value(&mut self) -> Option<()> {
-        let (open, close) = match self.peek()? {
-            b'"' => return self.string().map(|_| ()),
-            b'[' => (b'[', b']'),
-            b'{' => (b'{', b'}'),
-            _ => {
-                while !matches!(
-                    self.peek()?,
-                    b',' | b']' | b'}' | b' ' | b'\n' | b'\r' | b'\t'
-                ) {
-                    self.i += 1;
-                }
-                return Some(());
-            }
-        };
-        let mut depth = 0usize;
-        loop {
-            let at = self.r.find3(self.i, b'"', open, close)?;
-            self.i = at;
-            match self.r.byte(at)? {
-                b'"' => {
-                    self.string()?;
-                }
-                c if c == open => {
-                    depth += 1;
-                    self.i += 1;
-                }
-                _ => {
-                    depth -= 1;
-                    self.i += 1;
-                    if depth == 0 {
-                        return Some(());
-                    }
-                }
-            }
-        }
-    }
-
-    /// The `inputs` array: records the span of each input object's `data`.
-    fn inputs(&mut self, spans: &mut Vec<(usize, Range<usize>)>) -> Option<()> {
-        self.eat(b'[')?;
-        self.ws();
-        if self.peek()? == b']' {
-            self.i += 1;
-            return Some(());
-        }
-        let mut index = 0;
-        loop {
-            self.ws();
-            self.eat(b'{')?;
-            self.ws();
-            if self.peek()? == b'}' {
-                self.i += 1;
-            } else {
-                loop {
-                    self.ws();
-                    let key = self.key()?;
-                    let is_data = *key == *b"data";
-                    self.ws();
-                    self.eat(b':')?;
-                    self.ws();
-                    let start = self.i;
-                    self.skip_value()?;
-                    if is_data {
-                        if spans.last().is_some_and(|(i, _)| *i == index) {
-                            return None;
-                        }
-                        spans.push((index, start..self.i));
-                    }
-                    self.ws();
-                    match self.next()? {
-                        b',' => continue,
-                        b'}' => break,
-                        _ => return None,
-                    }
-                }
-            }
-            index += 1;
-            self.ws();
-            match self.next()? {
-                b',' => continue,
-                b']' => return Some(()),
-                _ => return None,
-            }
-        }
-    }
-}
 
 /// A number element as the reader hands it over: integer literals as integers (as serde_json and Python read
 /// them), others as a decimal the caller converts to its element type.
@@ -302,26 +99,35 @@ const NEG_POW10: [f64; 23] = [
 pub fn read_numbers(
     text: &[u8],
     limit: usize,
-    mut push: impl FnMut(Number<'_>) -> Option<()>,
+    push: impl FnMut(Number<'_>) -> Option<()>,
 ) -> Option<usize> {
-    let mut reader = ArrayReader::new(limit);
-    reader.feed(text, &mut push)?;
-    reader.finish()
+    let (count, end) = read_numbers_in(&Rope::new([text]), 0..text.len(), limit, push)?;
+    text[end..]
+        .iter()
+        .all(|c| matches!(c, b' ' | b'\n' | b'\r' | b'\t'))
+        .then_some(count)
 }
 
-/// [`read_numbers`] over `range` of a body kept in chunks: each chunk is read where it lies, cut after its last
-/// delimiter (`,` `[` `]`); the few bytes of the element that straddles two chunks are joined in a small buffer.
+/// [`read_numbers`] for the array starting (after any whitespace) at `range.start` of a body kept in chunks,
+/// reading no further than `range.end`; returns the element count and the position after the array's closing
+/// bracket. Each chunk is read where it lies, cut after its last delimiter (`,` `[` `]`); the few bytes of the
+/// element that straddles two chunks are joined in a small buffer.
 pub fn read_numbers_in(
     body: &Rope<'_>,
     range: Range<usize>,
     limit: usize,
     mut push: impl FnMut(Number<'_>) -> Option<()>,
-) -> Option<usize> {
+) -> Option<(usize, usize)> {
     /// Longer straddling text (a huge literal, a long run of spaces) is left to the general decoder.
     const MAX_CARRY: usize = 4096;
     let mut reader = ArrayReader::new(limit);
+    // The bytes not yet read, and where they start in the body.
     let mut carry: Vec<u8> = Vec::new();
+    let mut carry_at = range.start;
+    let mut at = range.start;
     for mut piece in body.pieces(range) {
+        let mut piece_at = at;
+        at += piece.len();
         if !carry.is_empty() {
             let Some(k) = memchr3(b',', b'[', b']', piece) else {
                 carry.extend_from_slice(piece);
@@ -331,19 +137,25 @@ pub fn read_numbers_in(
                 continue;
             };
             carry.extend_from_slice(&piece[..=k]);
-            reader.feed(&carry, &mut push)?;
+            if let Some(end) = reader.feed(&carry, &mut push)? {
+                return Some((reader.count, carry_at + end));
+            }
             carry.clear();
             piece = &piece[k + 1..];
+            piece_at += k + 1;
         }
         let cut = memrchr3(b',', b'[', b']', piece).map_or(0, |k| k + 1);
-        reader.feed(&piece[..cut], &mut push)?;
+        if let Some(end) = reader.feed(&piece[..cut], &mut push)? {
+            return Some((reader.count, piece_at + end));
+        }
         carry.extend_from_slice(&piece[cut..]);
+        carry_at = piece_at + cut;
         if carry.len() > MAX_CARRY {
             return None;
         }
     }
-    reader.feed(&carry, &mut push)?;
-    reader.finish()
+    let end = reader.feed(&carry, &mut push)??;
+    Some((reader.count, carry_at + end))
 }
 
 /// The state of reading one array of numbers, so that it can be fed in pieces that each end between tokens.
@@ -369,14 +181,14 @@ impl ArrayReader {
         }
     }
 
-    /// The element count, once the whole array was read.
-    fn finish(self) -> Option<usize> {
-        (self.opened && self.depth == 0).then_some(self.count)
-    }
-
-    /// Reads `b`, which must not end inside a token (unless it is the last piece).
+    /// Reads `b`, which must not end inside a token (unless it is the last piece); returns the position after the
+    /// array's closing bracket once it is read, and does not read past it.
     #[inline(always)]
-    fn feed(&mut self, b: &[u8], push: &mut impl FnMut(Number<'_>) -> Option<()>) -> Option<()> {
+    fn feed(
+        &mut self,
+        b: &[u8],
+        push: &mut impl FnMut(Number<'_>) -> Option<()>,
+    ) -> Option<Option<usize>> {
         // Locals, not fields, in the loop: kept in registers.
         let ArrayReader {
             mut opened,
@@ -393,7 +205,7 @@ impl ArrayReader {
             }
             let Some(&c) = b.get(i) else { break };
             if depth == 0 {
-                // Before the array, its opening bracket; after it, nothing.
+                // Before the array: its opening bracket.
                 if opened || c != b'[' {
                     return None;
                 }
@@ -414,6 +226,9 @@ impl ArrayReader {
                         depth -= 1;
                         i += 1;
                         need_value = false;
+                        if depth == 0 {
+                            break;
+                        }
                         continue;
                     }
                     b'n' if b.get(i..i + 4) == Some(b"null") => {
@@ -445,6 +260,9 @@ impl ArrayReader {
                     _ => return None,
                 }
                 i += 1;
+                if depth == 0 {
+                    break;
+                }
             }
         }
         *self = ArrayReader {
@@ -455,7 +273,7 @@ impl ArrayReader {
             count,
             limit,
         };
-        Some(())
+        Some((opened && depth == 0).then_some(i))
     }
 }
 
@@ -655,6 +473,7 @@ fn number(b: &[u8], start: usize) -> Option<(Number<'_>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::rope::testing::{cut, cuts};
 
     fn floats(text: &str) -> Option<Vec<f64>> {
         let mut out = Vec::new();
@@ -787,26 +606,9 @@ mod tests {
         assert!(read_numbers(b"[1,2,3]", 2, |_| Some(())).is_none());
     }
 
-    /// `body` as a rope cut at `cuts` (ascending positions).
-    fn cut<'a>(body: &'a [u8], cuts: &[usize]) -> Rope<'a> {
-        let mut at = 0;
-        let mut parts = Vec::new();
-        for &c in cuts {
-            parts.push(&body[at..c]);
-            at = c;
-        }
-        parts.push(&body[at..]);
-        Rope::new(parts)
-    }
-
-    /// Every way to cut `len` bytes in up to three pieces.
-    fn cuts(len: usize) -> impl Iterator<Item = Vec<usize>> {
-        (0..=len).flat_map(move |i| (i..=len).map(move |j| vec![i, j]))
-    }
-
     fn floats_in(rope: &Rope<'_>) -> Option<Vec<f64>> {
         let mut out = Vec::new();
-        read_numbers_in(rope, 0..rope.len(), usize::MAX, |n| {
+        let (_, end) = read_numbers_in(rope, 0..rope.len(), usize::MAX, |n| {
             out.push(match n {
                 Number::U64(v) => v as f64,
                 Number::I64(v) => v as f64,
@@ -815,7 +617,11 @@ mod tests {
             });
             Some(())
         })?;
-        Some(out)
+        // What follows the array is the caller's business; here, only spaces.
+        rope.slice(end..rope.len())
+            .iter()
+            .all(|&c| c == b' ')
+            .then_some(out)
     }
 
     #[test]
@@ -831,41 +637,6 @@ mod tests {
         ] {
             for c in cuts(bad.len()) {
                 assert!(floats_in(&cut(bad.as_bytes(), &c)).is_none(), "{bad} {c:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn envelope_takes_out_data() {
-        let body = br#"{"id": "a\"]", "inputs": [{"name": "x", "data": [[1, 2], [3]], "shape": [3]},
-            {"name": "y", "parameters": {"binary_data_size": 4}}, {"data": ["]", "["], "name": "z"}],
-            "outputs": [{"name": "o"}]}"#;
-        for c in cuts(body.len()).step_by(7) {
-            let rope = cut(body, &c);
-            let env = split_envelope(&rope).unwrap();
-            let spans: Vec<(usize, Vec<u8>)> = env
-                .spans
-                .iter()
-                .map(|(i, r)| (*i, rope.slice(r.clone()).into_owned()))
-                .collect();
-            assert_eq!(
-                spans,
-                vec![
-                    (0, b"[[1, 2], [3]]".to_vec()),
-                    (2, br#"["]", "["]"#.to_vec())
-                ]
-            );
-            let json: serde_json::Value = serde_json::from_slice(&env.json).unwrap();
-            assert_eq!(json["inputs"][0]["data"], serde_json::json!([]));
-            assert_eq!(json["id"], "a\"]");
-        }
-        for bad in [
-            &br#"{"inputs": [{"da\u0074a": [1]}]}"#[..],
-            br#"{"inputs": [{"data": [1], "data": [2]}]}"#,
-            br#"{"inputs": [{"name": "x"}]}"#,
-        ] {
-            for c in cuts(bad.len()) {
-                assert!(split_envelope(&cut(bad, &c)).is_none());
             }
         }
     }

@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod binary;
 pub mod json;
+pub mod json_envelope;
 pub mod json_scan;
 pub mod ort;
 pub mod rope;

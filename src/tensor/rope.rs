@@ -124,3 +124,26 @@ mod tests {
         assert_eq!(Rope::new([]).find2(0, b'a', b'b'), None);
     }
 }
+
+/// Test support: bodies cut into chunks.
+#[cfg(test)]
+pub mod testing {
+    use super::Rope;
+
+    /// `body` as a rope cut at `cuts` (ascending positions).
+    pub fn cut<'a>(body: &'a [u8], cuts: &[usize]) -> Rope<'a> {
+        let mut at = 0;
+        let mut parts = Vec::new();
+        for &c in cuts {
+            parts.push(&body[at..c]);
+            at = c;
+        }
+        parts.push(&body[at..]);
+        Rope::new(parts)
+    }
+
+    /// Every way to cut `len` bytes in up to three pieces.
+    pub fn cuts(len: usize) -> impl Iterator<Item = Vec<usize>> {
+        (0..=len).flat_map(move |i| (i..=len).map(move |j| vec![i, j]))
+    }
+}
