@@ -1,5 +1,5 @@
 //! Reading an infer request body: whole, within `max_request_body_size`, and kept in the chunks it arrived in, so
-//! that binary tensor data is copied once, from those chunks straight into the tensors.
+//! that binary tensor data is copied once, from those chunks straight into the tensors, and JSON is read in place.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -95,6 +95,7 @@ impl Buf for Chunks {
 
     /// Within the first chunk without a copy.
     fn copy_to_bytes(&mut self, len: usize) -> Bytes {
+        assert!(len <= self.remaining, "copy past the end of the body");
         match self.chunks.front_mut() {
             Some(front) if front.len() >= len => {
                 let bytes = front.split_to(len);

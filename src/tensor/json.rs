@@ -52,8 +52,8 @@ pub fn decode_data(
     Ok(data)
 }
 
-/// Decodes a tensor's `data` given as its range of the request body (found by
-/// [`super::json_scan`]): numeric arrays through the fast number reader, anything else (and every error) through
+/// Decodes a tensor's `data` given as its range of the request body (found by the envelope scan,
+/// [`super::json_envelope`]): numeric arrays through the fast number reader, anything else (and every error) through
 /// [`decode_data`], so answers and messages are the same either way.
 pub fn decode_data_text(
     name: &str,
