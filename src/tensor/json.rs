@@ -62,14 +62,9 @@ pub fn decode_data_text(
     body: &Rope<'_>,
     range: Range<usize>,
 ) -> Result<TensorData, Error> {
-    let capacity = expected.min(range.len() / 2 + 1);
-    let fast = match_number_type!(datatype,
-        variant => read_fast(body, range.clone(), capacity, expected)
-            .filter(|(_, end)| *end == range.end)
-            .map(|(v, _)| variant(v)),
-        DataType::Bool | DataType::Bytes => None,
-    );
-    if let Some(data) = fast.filter(|d| d.len() == expected) {
+    if let Some((data, _)) =
+        read_fast(datatype, expected, body, range.clone()).filter(|(_, end)| *end == range.end)
+    {
         return Ok(data);
     }
     let text = body.slice(range);
@@ -85,9 +80,23 @@ fn data_error(name: &str, datatype: DataType, e: serde_json::Error) -> Error {
     Error::InvalidInput(format!("input '{name}' ({datatype}): {msg}"))
 }
 
-/// Reads the numeric array at `range.start`; `None` unless it has at most `limit` elements and ends no later than
-/// `range.end`. Returns the values and where the array ends.
-fn read_fast<T: JsonScalar>(
+/// Reads the numeric array at `range.start` as `datatype`; `None` unless it has exactly `expected` elements and
+/// ends no later than `range.end`. Returns the values and where the array ends.
+fn read_fast(
+    datatype: DataType,
+    expected: usize,
+    body: &Rope<'_>,
+    range: Range<usize>,
+) -> Option<(TensorData, usize)> {
+    let capacity = expected.min(range.len() / 2 + 1);
+    let (data, end) = match_number_type!(datatype,
+        variant => read_values(body, range, capacity, expected).map(|(v, end)| (variant(v), end)),
+        DataType::Bool | DataType::Bytes => None,
+    )?;
+    (data.len() == expected).then_some((data, end))
+}
+
+fn read_values<T: JsonScalar>(
     body: &Rope<'_>,
     range: Range<usize>,
     capacity: usize,
@@ -128,13 +137,8 @@ pub fn read_data_early(
         }
         _ => None,
     })?;
-    let capacity = expected.min((body.len() - start) / 2 + 1);
-    let range = start..body.len();
-    let (data, end) = match_number_type!(datatype,
-        variant => read_fast(body, range, capacity, expected).map(|(v, end)| (variant(v), end)),
-        DataType::Bool | DataType::Bytes => None,
-    )?;
-    (data.len() == expected).then_some((EarlyData { datatype, data }, end))
+    let (data, end) = read_fast(datatype, expected, body, start..body.len())?;
+    Some((EarlyData { datatype, data }, end))
 }
 
 #[inline(always)]
