@@ -252,14 +252,17 @@ async fn datetime_feeds_int64_and_comes_back_iso() {
 #[tokio::test]
 async fn images_are_decoded_resized_and_checked() {
     let s = TestServer::start(&bundled_repository()).await;
-    // A PNG (exact) and a JPEG (lossy) in one batch, base64 in JSON; 64x64 resized to the model's 32x32.
+    // A PNG (exact), a JPEG (lossy) and a lossless WebP in one batch, base64 in JSON; 64x64 resized to the
+    // model's 32x32.
     let png = encoded(solid(64, 100), image::ImageFormat::Png);
     let jpeg = encoded(solid(32, 0), image::ImageFormat::Jpeg);
-    let req = json!({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "data": [b64(&png), b64(&jpeg)]}]});
+    let webp = encoded(solid(48, 7), image::ImageFormat::WebP);
+    let req = json!({"inputs": [{"name": "image", "shape": [3], "datatype": "BYTES", "data": [b64(&png), b64(&jpeg), b64(&webp)]}]});
     let (status, r) = s.post("/v2/models/image_stats/infer", &req).await;
     assert_eq!(status, 200, "{r}");
     assert_mean(&r, 0, [255.0, 0.0, 100.0], 0.01);
     assert_mean(&r, 1, [255.0, 0.0, 0.0], 3.0);
+    assert_mean(&r, 2, [255.0, 0.0, 7.0], 0.01);
     // The `pillow_image` name, raw bytes over the binary extension.
     let header = json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES",
         "parameters": {"content_type": "pillow_image", "binary_data_size": png.len() + 4}}]});

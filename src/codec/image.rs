@@ -1,4 +1,4 @@
-//! The `img` / `pillow_image` codec: encoded images (JPEG, PNG; raw bytes or base64 text) decoded into
+//! The `img` / `pillow_image` codec: encoded images (JPEG, PNG, WebP; raw bytes or base64 text) decoded into
 //! UINT8 pixels laid out as the model's input wants them (NHWC or NCHW), resized when the settings ask.
 
 use base64::Engine;
@@ -98,17 +98,17 @@ fn decode_one(name: &str, index: usize, element: &[u8]) -> Result<DynamicImage, 
             .decode(element.trim_ascii())
             .map_err(|_| {
                 Error::InvalidInput(format!(
-                    "input '{name}' element {index} is neither an image (JPEG, PNG) nor base64 of one"
+                    "input '{name}' element {index} is neither an image (JPEG, PNG, WebP) nor base64 of one"
                 ))
             })?;
         &owned
     };
     let format = image::guess_format(bytes)
         .ok()
-        .filter(|f| matches!(f, ImageFormat::Jpeg | ImageFormat::Png));
+        .filter(|f| matches!(f, ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP));
     let Some(format) = format else {
         return Err(Error::InvalidInput(format!(
-            "input '{name}' element {index} is not a JPEG or PNG image"
+            "input '{name}' element {index} is not a JPEG, PNG or WebP image"
         )));
     };
     image::load_from_memory_with_format(bytes, format).map_err(|e| {

@@ -21,7 +21,7 @@ pub enum ContentType {
     Datetime,
     Pd,
     PdJson,
-    /// `img` or `pillow_image`: an encoded image (JPEG, PNG) decoded to UINT8 pixels.
+    /// `img` or `pillow_image`: an encoded image (JPEG, PNG, WebP) decoded to UINT8 pixels.
     Img,
 }
 
