@@ -287,7 +287,14 @@ async fn images_are_decoded_resized_and_checked() {
     assert_error(
         &s.post("/v2/models/image_stats/infer", &req).await,
         400,
-        "input 'image' element 0",
+        "input 'image' element 0 is not a JPEG, PNG or WebP image",
+    );
+    // A WebP cut short is a 400 naming the element, not a panic.
+    let req = json!({"inputs": [{"name": "image", "shape": [2], "datatype": "BYTES", "data": [b64(&webp), b64(&webp[..webp.len() / 2])]}]});
+    assert_error(
+        &s.post("/v2/models/image_stats/infer", &req).await,
+        400,
+        "input 'image' element 1 is not a decodable image",
     );
     let req =
         json!({"inputs": [{"name": "image", "shape": [1], "datatype": "BYTES", "data": ["!!!"]}]});
