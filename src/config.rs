@@ -58,6 +58,46 @@ pub struct Settings {
     pub model_queue_size: usize,
     /// Path of the ONNX Runtime library (`--onnxruntime-lib`).
     pub onnxruntime_lib: Option<PathBuf>,
+    // ---- Limits against hostile traffic (docs/security.md). Every byte from the network is untrusted. ----
+    /// Server-wide budget of request body bytes and decoded tensor bytes held at once; a request that would go
+    /// over it is refused (503) instead of growing memory. `None`: a quarter of the memory available to the
+    /// process (cgroup limit or physical memory), at least 256 MiB.
+    pub max_bytes_in_flight: Option<usize>,
+    /// Most inputs, and most requested outputs, in one inference request.
+    pub max_tensors_per_request: usize,
+    /// Most elements in one tensor (the product of its shape).
+    pub max_tensor_elements: usize,
+    /// Most BYTES (string) elements in one request, over all its inputs (each costs far more memory than its
+    /// 4-byte length prefix on the wire).
+    pub max_bytes_elements: usize,
+    /// Largest rank (number of dimensions) of a tensor's shape.
+    pub max_shape_rank: usize,
+    /// Largest image the image content type decodes or resizes to, in pixels (width x height), declared or
+    /// requested.
+    pub max_image_pixels: u64,
+    /// Seconds a client has to send a request's headers once it has connected or started the next request.
+    pub http_header_read_timeout: f64,
+    /// Seconds an idle keep-alive connection (REST) is kept open; 0 keeps it until the client closes it.
+    pub http_keep_alive_timeout: f64,
+    /// Most open client connections per listener (REST and gRPC each); `None`: from the process's open-file
+    /// limit.
+    pub max_connections: Option<usize>,
+    /// Most concurrent HTTP/2 streams one connection may open (gRPC, and REST over h2c).
+    pub http2_max_concurrent_streams: u32,
+    /// Seconds between HTTP/2 keep-alive pings on gRPC connections; 0 disables them.
+    pub grpc_keepalive_time: f64,
+    /// Seconds a keep-alive ping may go unanswered before the connection is closed.
+    pub grpc_keepalive_timeout: f64,
+    /// Serve the model repository API (index, load, unload) over REST and gRPC.
+    pub repository_api_enabled: bool,
+    /// Bearer token the repository API's callers must send (`Authorization: Bearer ...`, or gRPC metadata
+    /// `authorization`); `None`: no token.
+    pub repository_api_token: Option<String>,
+    /// File holding the repository API token (a mounted Kubernetes secret); read at start, trimmed.
+    pub repository_api_token_file: Option<PathBuf>,
+    /// Folders outside the model repository from which model files may be loaded (a model-settings.json
+    /// `parameters.uri` pointing elsewhere is refused).
+    pub extra_model_roots: Vec<PathBuf>,
     /// The model built from `MLSERVER_MODEL_*` variables and `--model_name` (KServe's conventions), served when
     /// the repository has no model-settings.json. Not a settings.json key: the CLI fills it.
     #[serde(skip)]
@@ -89,6 +129,22 @@ impl Default for Settings {
             use_structured_logging: false,
             model_queue_size: 1024,
             onnxruntime_lib: None,
+            max_bytes_in_flight: None,
+            max_tensors_per_request: 1024,
+            max_tensor_elements: 1 << 26,
+            max_bytes_elements: 1 << 20,
+            max_shape_rank: 16,
+            max_image_pixels: 1 << 26,
+            http_header_read_timeout: 30.0,
+            http_keep_alive_timeout: 75.0,
+            max_connections: None,
+            http2_max_concurrent_streams: 256,
+            grpc_keepalive_time: 60.0,
+            grpc_keepalive_timeout: 20.0,
+            repository_api_enabled: true,
+            repository_api_token: None,
+            repository_api_token_file: None,
+            extra_model_roots: Vec::new(),
             default_model: None,
         }
     }
@@ -190,6 +246,22 @@ const KNOWN: &[&str] = &[
     "use_structured_logging",
     "model_queue_size",
     "onnxruntime_lib",
+    "max_bytes_in_flight",
+    "max_tensors_per_request",
+    "max_tensor_elements",
+    "max_bytes_elements",
+    "max_shape_rank",
+    "max_image_pixels",
+    "http_header_read_timeout",
+    "http_keep_alive_timeout",
+    "max_connections",
+    "http2_max_concurrent_streams",
+    "grpc_keepalive_time",
+    "grpc_keepalive_timeout",
+    "repository_api_enabled",
+    "repository_api_token",
+    "repository_api_token_file",
+    "extra_model_roots",
 ];
 
 /// MLServer settings that have no meaning here (Python-specific); accepted silently.
