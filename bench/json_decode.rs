@@ -36,7 +36,11 @@ fn main() {
             .expect("valid")
     };
     let fast = || {
-        let request = oxinfer::http::types::parse_infer_request(body.as_bytes()).expect("valid");
+        let request = oxinfer::http::types::parse_infer_request(
+            body.as_bytes(),
+            &oxinfer::tensor::limits::Limits::default(),
+        )
+        .expect("valid");
         request.inputs.into_iter().next().expect("input").data
     };
     assert!(general() == fast(), "both paths decode the same values");

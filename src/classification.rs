@@ -18,7 +18,9 @@ pub fn requested(
             .map(|n| Some(n as usize))
             .ok_or_else(|| {
                 Error::InvalidInput(format!(
-                    "output '{output}' classification must be a positive integer, got {v}"
+                    "output '{}' classification must be a positive integer, got {}",
+                    crate::error::short(output),
+                    crate::error::short(&v.to_string())
                 ))
             }),
     }

@@ -77,12 +77,101 @@ impl Error {
 
     /// Logs a failed request: server-side failures as errors, rejected requests at debug level.
     fn log(&self, server_error: bool) {
+        let message = self.message();
         if server_error {
-            tracing::error!(error = %self, "request failed");
+            tracing::error!(error = %message, "request failed");
         } else {
-            tracing::debug!(error = %self, "request rejected");
+            tracing::debug!(error = %message, "request rejected");
         }
     }
+
+    /// The message sent to clients and logged: the error's text, cut to [`MAX_MESSAGE_BYTES`] (a safety net: the
+    /// messages built from request data already abbreviate shapes and names).
+    pub fn message(&self) -> String {
+        let mut text = self.to_string();
+        if text.len() > MAX_MESSAGE_BYTES {
+            let cut = floor_char_boundary(&text, MAX_MESSAGE_BYTES - 32);
+            let dropped = text.len() - cut;
+            text.truncate(cut);
+            text.push_str(&format!("... ({dropped} bytes cut)"));
+        }
+        text
+    }
+}
+
+/// Longest error message sent or logged, in bytes. gRPC carries it in a header (`grpc-message`, percent-encoded),
+/// and clients refuse header blocks over 8-16 KiB ("Stream removed"): 2 KiB stays under that even when encoded.
+pub const MAX_MESSAGE_BYTES: usize = 2048;
+
+/// Longest tensor name quoted in a message, in bytes.
+const MAX_NAME_BYTES: usize = 128;
+
+/// Most dimensions a shape printed in a message shows before `...`.
+const MAX_SHOWN_DIMS: usize = 8;
+
+/// The largest char boundary of `text` at or before `at`.
+fn floor_char_boundary(text: &str, at: usize) -> usize {
+    (0..=at.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
+}
+
+/// A name from a request as quoted in a message: cut to a few dozen characters.
+pub fn short(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.len() <= MAX_NAME_BYTES {
+        return name.into();
+    }
+    let cut = floor_char_boundary(name, MAX_NAME_BYTES);
+    format!("{}...", &name[..cut]).into()
+}
+
+/// A shape as printed in a message: `[1, 3, 224, 224]`, or its first dimensions then `... (N dims)`.
+pub fn shape_text<T: std::fmt::Display>(shape: &[T]) -> String {
+    use std::fmt::Write;
+    let mut out = String::from("[");
+    for (i, d) in shape.iter().take(MAX_SHOWN_DIMS).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let _ = write!(out, "{d}");
+    }
+    if shape.len() > MAX_SHOWN_DIMS {
+        let _ = write!(out, ", ... ({} dims)", shape.len());
+    }
+    out.push(']');
+    out
+}
+
+/// The gRPC trace layer's failure log: server faults (INTERNAL, UNKNOWN, DATA_LOSS) at ERROR, everything a client
+/// caused (INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, ...) and broken streams at DEBUG, so that a client
+/// cannot fill the logs with errors.
+pub fn log_grpc_failure(
+    failure: tower_http::classify::GrpcFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::GrpcFailureClass;
+    let latency_ms = latency.as_millis();
+    match failure {
+        GrpcFailureClass::Code(code) if is_server_fault(tonic::Code::from(code.get())) => {
+            tracing::error!(code = code.get(), latency_ms, "gRPC call failed")
+        }
+        GrpcFailureClass::Code(code) => {
+            tracing::debug!(code = code.get(), latency_ms, "gRPC call refused")
+        }
+        GrpcFailureClass::Error(error) => {
+            tracing::debug!(error = %short(&error), latency_ms, "gRPC stream failed")
+        }
+    }
+}
+
+/// Whether a gRPC code means the server failed (rather than the client asking for something wrong).
+fn is_server_fault(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Internal | tonic::Code::Unknown | tonic::Code::DataLoss
+    )
 }
 
 /// The error body every REST error uses.
@@ -99,7 +188,7 @@ impl IntoResponse for Error {
         (
             status,
             Json(ErrorBody {
-                error: self.to_string(),
+                error: self.message(),
             }),
         )
             .into_response()
@@ -110,8 +199,8 @@ impl IntoResponse for Error {
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> tonic::Status {
         let code = error.grpc_code();
-        error.log(code == tonic::Code::Internal);
-        tonic::Status::new(code, error.to_string())
+        error.log(is_server_fault(code));
+        tonic::Status::new(code, error.message())
     }
 }
 
@@ -147,5 +236,50 @@ mod tests {
             Error::ModelNotReady("loading".into()).grpc_code(),
             tonic::Code::Unavailable
         );
+    }
+
+    #[test]
+    fn messages_are_capped() {
+        let long = Error::InvalidInput(format!("input '{}' is bad", "é".repeat(1_000_000)));
+        let status = tonic::Status::from(long.clone());
+        assert!(
+            status.message().len() <= MAX_MESSAGE_BYTES,
+            "{}",
+            status.message().len()
+        );
+        assert!(status.message().ends_with("bytes cut)"));
+        assert!(long.message().starts_with("input 'éé"));
+        let short_one = Error::InvalidInput("fine".into());
+        assert_eq!(short_one.message(), "fine");
+    }
+
+    #[test]
+    fn shapes_and_names_are_abbreviated() {
+        assert_eq!(shape_text(&[1, 3, 224, 224]), "[1, 3, 224, 224]");
+        let big = vec![1i64; 1_000_000];
+        assert_eq!(
+            shape_text(&big),
+            "[1, 1, 1, 1, 1, 1, 1, 1, ... (1000000 dims)]"
+        );
+        assert_eq!(short("x"), "x");
+        let cut = short(&"ü".repeat(500)).into_owned();
+        assert!(
+            cut.len() <= MAX_NAME_BYTES + 3 && cut.ends_with("..."),
+            "{cut}"
+        );
+    }
+
+    #[test]
+    fn only_server_faults_are_errors() {
+        assert!(is_server_fault(tonic::Code::Internal));
+        for code in [
+            tonic::Code::InvalidArgument,
+            tonic::Code::NotFound,
+            tonic::Code::ResourceExhausted,
+            tonic::Code::Unavailable,
+            tonic::Code::Unimplemented,
+        ] {
+            assert!(!is_server_fault(code), "{code:?}");
+        }
     }
 }

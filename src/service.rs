@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::classification;
 use crate::codec;
 use crate::config::Settings;
-use crate::error::Error;
+use crate::error::{shape_text, short, Error};
 use crate::metrics::Metrics;
 use crate::model::stats::ModelStatistics;
 use crate::model::worker::parse_timeout;
@@ -17,6 +17,8 @@ use crate::model::TensorSpec;
 use crate::repository::ModelState;
 use crate::repository::{LoadedModel, Repository};
 use crate::tensor::binary::{count_bytes_elements, decode_raw};
+use crate::tensor::limits::Limits;
+use crate::tensor::lookup::NameIndex;
 use crate::tensor::{DataType, Parameters, Tensor};
 
 /// An inference request, whatever transport it came on.
@@ -258,6 +260,11 @@ impl Service {
         }
         let shape: Vec<usize> = shape.into_iter().map(|d| d.unwrap_or(0)).collect();
         let count = crate::tensor::element_count(&spec.name, &shape)?;
+        let limits = Limits::from(&self.settings);
+        limits.check_elements(&spec.name, &shape, count)?;
+        if strings.is_some() {
+            limits.bytes_budget().take(&spec.name, count)?;
+        }
         let data = match strings {
             Some(strings) => decode_raw(&spec.name, spec.datatype, count, strings)?,
             None => decode_raw(&spec.name, spec.datatype, count, bytes)?,
@@ -285,7 +292,7 @@ impl Service {
             }
         }
         let started = Instant::now();
-        let result = run(&model, request, started).await;
+        let result = run(&model, request, started, &Limits::from(&self.settings)).await;
         let elapsed = started.elapsed();
         model.workers.stats.record_request(result.is_ok(), elapsed);
         if let Some(m) = &metrics {
@@ -338,6 +345,7 @@ async fn run(
     model: &Arc<LoadedModel>,
     mut request: InferRequest,
     started: Instant,
+    limits: &Limits,
 ) -> Result<InferResponse, Error> {
     let deadline = deadline(model, &request, started)?;
     let model_ct = model.source.settings.parameters.content_type.as_deref();
@@ -345,13 +353,15 @@ async fn run(
     if codec::needs_blocking(&request, &model.signature.inputs, request_ct) {
         // Image decoding is CPU-heavy: keep it off the async runtime.
         let m = model.clone();
+        let limits = *limits;
         request = tokio::task::spawn_blocking(move || {
-            codec::decode_inputs(&mut request, &m.signature.inputs, request_ct).map(|()| request)
+            codec::decode_inputs(&mut request, &m.signature.inputs, request_ct, &limits)
+                .map(|()| request)
         })
         .await
         .map_err(|e| Error::Internal(format!("decoding failed: {e}")))??;
     } else {
-        codec::decode_inputs(&mut request, &model.signature.inputs, request_ct)?;
+        codec::decode_inputs(&mut request, &model.signature.inputs, request_ct, limits)?;
     }
     let outputs = validate(model, &request)?;
     let id = request
@@ -438,43 +448,38 @@ fn triton_config(model: &LoadedModel) -> serde_json::Value {
 }
 
 /// Checks inputs (names, datatypes, ranks, fixed dimensions) and requested outputs; returns the output names
-/// to compute (`None` = all).
+/// to compute (`None` = all). Linear in the request's tensors: names are looked up in indexes, not searched.
 fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<String>>, Error> {
     let label = match &model.version {
         Some(v) => format!("{} (version {v})", model.name),
         None => model.name.clone(),
     };
     let names = |specs: &[TensorSpec]| {
-        specs
+        let listed = specs
             .iter()
             .map(|s| s.name.as_str())
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", ");
+        short(&listed).into_owned()
     };
-    let mut seen = HashSet::new();
+    let input_specs = NameIndex::new(&model.signature.inputs, |s| s.name.as_str());
+    let mut seen = HashSet::with_capacity(request.inputs.len());
     for input in &request.inputs {
+        let shown = short(&input.name);
         if !seen.insert(input.name.as_str()) {
             return Err(Error::InvalidInput(format!(
-                "input '{}' is given more than once",
-                input.name
+                "input '{shown}' is given more than once"
             )));
         }
-        let spec = model
-            .signature
-            .inputs
-            .iter()
-            .find(|s| s.name == input.name)
-            .ok_or_else(|| {
-                Error::InvalidInput(format!(
-                    "unexpected input '{}' for model {label}; its inputs are: {}",
-                    input.name,
-                    names(&model.signature.inputs)
-                ))
-            })?;
+        let spec = input_specs.get(&input.name).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "unexpected input '{shown}' for model {label}; its inputs are: {}",
+                names(&model.signature.inputs)
+            ))
+        })?;
         if input.datatype() != spec.datatype {
             return Err(Error::InvalidInput(format!(
-                "input '{}' has datatype {} but model {label} expects {}",
-                input.name,
+                "input '{shown}' has datatype {} but model {label} expects {}",
                 input.datatype(),
                 spec.datatype
             )));
@@ -487,8 +492,9 @@ fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<St
                 .all(|(&got, &want)| want < 0 || got as i64 == want);
         if !fits {
             return Err(Error::InvalidInput(format!(
-                "input '{}' has shape {:?} but model {label} expects {:?} (-1 = any size)",
-                input.name, input.shape, spec.shape
+                "input '{shown}' has shape {} but model {label} expects {} (-1 = any size)",
+                shape_text(&input.shape),
+                shape_text(&spec.shape)
             )));
         }
     }
@@ -506,39 +512,27 @@ fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<St
     if request.outputs.is_empty() {
         return Ok(None);
     }
+    let output_specs = NameIndex::new(&model.signature.outputs, |s| s.name.as_str());
     let mut wanted = Vec::with_capacity(request.outputs.len());
+    let mut wanted_names = HashSet::with_capacity(request.outputs.len());
     for output in &request.outputs {
-        if !model
-            .signature
-            .outputs
-            .iter()
-            .any(|s| s.name == output.name)
-        {
+        let shown = short(&output.name);
+        let Some(spec) = output_specs.get(&output.name) else {
             return Err(Error::InvalidInput(format!(
-                "unknown output '{}' requested from model {label}; its outputs are: {}",
-                output.name,
+                "unknown output '{shown}' requested from model {label}; its outputs are: {}",
                 names(&model.signature.outputs)
             )));
-        }
-        if let Some(spec) = model
-            .signature
-            .outputs
-            .iter()
-            .find(|s| s.name == output.name)
+        };
+        if classification::requested(&output.parameters, &output.name)?.is_some()
+            && spec.datatype == DataType::Bytes
         {
-            if classification::requested(&output.parameters, &output.name)?.is_some()
-                && spec.datatype == DataType::Bytes
-            {
-                return Err(Error::InvalidInput(format!(
-                    "output '{}' is BYTES and cannot be classified",
-                    output.name
-                )));
-            }
-        }
-        if wanted.contains(&output.name) {
             return Err(Error::InvalidInput(format!(
-                "output '{}' is requested more than once",
-                output.name
+                "output '{shown}' is BYTES and cannot be classified"
+            )));
+        }
+        if !wanted_names.insert(output.name.as_str()) {
+            return Err(Error::InvalidInput(format!(
+                "output '{shown}' is requested more than once"
             )));
         }
         wanted.push(output.name.clone());

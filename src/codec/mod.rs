@@ -7,9 +7,11 @@ pub mod image;
 use base64::Engine;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
-use crate::error::Error;
+use crate::error::{short, Error};
 use crate::model::TensorSpec;
 use crate::service::{InferRequest, InferResponse};
+use crate::tensor::limits::Limits;
+use crate::tensor::lookup::NameIndex;
 use crate::tensor::{BytesBuf, DataType, Parameters, Tensor, TensorData};
 
 /// A content type oxinfer understands; others are ignored, as MLServer does.
@@ -94,17 +96,19 @@ pub fn needs_blocking(
     inputs: &[TensorSpec],
     request_ct: Option<ContentType>,
 ) -> bool {
+    let specs = NameIndex::new(inputs, |s| s.name.as_str());
     request.inputs.iter().any(|input| {
-        let spec = inputs.iter().find(|s| s.name == input.name);
-        input_content_type(input, spec, request_ct) == Some(ContentType::Img)
+        input_content_type(input, specs.get(&input.name), request_ct) == Some(ContentType::Img)
     })
 }
 
-/// Decodes every input according to its content type so that it fits the model input of the same name.
+/// Decodes every input according to its content type so that it fits the model input of the same name, within
+/// the per-request `limits` (image sizes).
 pub fn decode_inputs(
     request: &mut InferRequest,
     inputs: &[TensorSpec],
     request_ct: Option<ContentType>,
+    limits: &Limits,
 ) -> Result<(), Error> {
     if request_ct == Some(ContentType::Np) && request.inputs.len() != 1 {
         return Err(Error::InvalidInput(format!(
@@ -118,20 +122,26 @@ pub fn decode_inputs(
             input.name = spec.name.clone();
         }
     }
+    let specs = NameIndex::new(inputs, |s| s.name.as_str());
     for input in &mut request.inputs {
-        let Some(spec) = inputs.iter().find(|s| s.name == input.name) else {
+        let Some(spec) = specs.get(&input.name) else {
             continue; // validation reports unknown inputs
         };
         if let Some(ct) = input_content_type(input, Some(spec), request_ct) {
-            decode_input(input, spec, ct)?;
+            decode_input(input, spec, ct, limits)?;
         }
         fit_rank(input, spec);
     }
     Ok(())
 }
 
-fn decode_input(input: &mut Tensor, spec: &TensorSpec, ct: ContentType) -> Result<(), Error> {
-    let name = input.name.clone();
+fn decode_input(
+    input: &mut Tensor,
+    spec: &TensorSpec,
+    ct: ContentType,
+    limits: &Limits,
+) -> Result<(), Error> {
+    let name = short(&input.name).into_owned();
     let needs_bytes = |ct: ContentType| {
         Error::InvalidInput(format!(
             "input '{name}' has content type {} but datatype {}; it needs BYTES",
@@ -190,7 +200,7 @@ fn decode_input(input: &mut Tensor, spec: &TensorSpec, ct: ContentType) -> Resul
                 nanos.push(parse_datetime(element).ok_or_else(|| {
                     Error::InvalidInput(format!(
                         "input '{name}' element {i} ({:?}) is not an ISO 8601 datetime",
-                        String::from_utf8_lossy(element)
+                        short(&String::from_utf8_lossy(element))
                     ))
                 })?);
             }
@@ -211,7 +221,8 @@ fn decode_input(input: &mut Tensor, spec: &TensorSpec, ct: ContentType) -> Resul
             let TensorData::Bytes(elements) = &input.data else {
                 return Err(needs_bytes(ct));
             };
-            let (shape, pixels) = image::decode_images(&name, elements, spec, &input.parameters)?;
+            let (shape, pixels) =
+                image::decode_images(&name, elements, spec, &input.parameters, limits)?;
             input.shape = shape;
             input.data = TensorData::Uint8(pixels);
         }
@@ -299,8 +310,9 @@ fn iso(nanos: i64) -> String {
 /// Encodes the outputs whose model-settings declare a content type, MLServer's way: 1-D outputs become [N, 1]
 /// and `content_type` is set in the output's parameters.
 pub fn encode_outputs(response: &mut InferResponse, outputs: &[TensorSpec]) -> Result<(), Error> {
+    let specs = NameIndex::new(outputs, |s| s.name.as_str());
     for output in &mut response.outputs {
-        let spec = outputs.iter().find(|s| s.name == output.name);
+        let spec = specs.get(&output.name);
         let Some(ct) = content_type_of(spec.and_then(|s| s.parameters.as_ref())) else {
             continue;
         };

@@ -11,10 +11,11 @@ use super::pb;
 use super::pb::model_infer_request::{InferInputTensor, InferRequestedOutputTensor};
 use super::pb::model_infer_response::InferOutputTensor;
 use super::pb::model_metadata_response::TensorMetadata;
-use crate::error::Error;
+use crate::error::{shape_text, short, Error};
 use crate::model::TensorSpec;
 use crate::service::{InferRequest, InferResponse, ModelMetadata, RequestedOutput, ServerMetadata};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
+use crate::tensor::limits::{BytesBudget, Limits};
 use crate::tensor::{parse_wire_header, DataType, Parameters, Tensor, TensorData};
 
 /// A decoded `ModelInferRequest`.
@@ -28,8 +29,14 @@ pub struct DecodedInfer {
     pub raw: bool,
 }
 
-/// Decodes a `ModelInferRequest`: inputs from `raw_input_contents` (one entry per input) or typed `contents`.
-pub fn infer_request(message: pb::ModelInferRequest) -> Result<DecodedInfer, Error> {
+/// Decodes a `ModelInferRequest`: inputs from `raw_input_contents` (one entry per input) or typed `contents`,
+/// within the per-request `limits` (counts first, then each input's header before its data is converted).
+pub fn infer_request(
+    message: pb::ModelInferRequest,
+    limits: &Limits,
+) -> Result<DecodedInfer, Error> {
+    limits.check_tensor_count("inputs", message.inputs.len())?;
+    limits.check_tensor_count("requested outputs", message.outputs.len())?;
     let raw = !message.raw_input_contents.is_empty();
     if raw && message.raw_input_contents.len() != message.inputs.len() {
         return Err(Error::InvalidInput(format!(
@@ -39,10 +46,11 @@ pub fn infer_request(message: pb::ModelInferRequest) -> Result<DecodedInfer, Err
         )));
     }
     let mut raw_contents = message.raw_input_contents.into_iter();
+    let mut bytes_budget = limits.bytes_budget();
     let inputs = message
         .inputs
         .into_iter()
-        .map(|input| input_tensor(input, raw_contents.next()))
+        .map(|input| input_tensor(input, raw_contents.next(), limits, &mut bytes_budget))
         .collect::<Result<Vec<_>, _>>()?;
     let outputs = message
         .outputs
@@ -70,26 +78,36 @@ pub fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
 }
 
-fn input_tensor(input: InferInputTensor, raw_bytes: Option<Bytes>) -> Result<Tensor, Error> {
+fn input_tensor(
+    input: InferInputTensor,
+    raw_bytes: Option<Bytes>,
+    limits: &Limits,
+    bytes_budget: &mut BytesBudget,
+) -> Result<Tensor, Error> {
     let name = input.name;
-    let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape)?;
+    let (datatype, shape, count) = parse_wire_header(&name, &input.datatype, &input.shape, limits)?;
+    if datatype == DataType::Bytes {
+        bytes_budget.take(&name, count)?;
+    }
+    let shown = short(&name);
     let data = match raw_bytes {
         Some(bytes) => {
             if input.contents.as_ref().is_some_and(has_elements) {
                 return Err(Error::InvalidInput(format!(
-                    "input '{name}' has both contents and raw_input_contents; send one or the other"
+                    "input '{shown}' has both contents and raw_input_contents; send one or the other"
                 )));
             }
-            decode_raw(&name, datatype, count, bytes)?
+            decode_raw(&shown, datatype, count, bytes)?
         }
         None => typed_contents(
-            &name,
+            &shown,
             datatype,
             &shape,
             count,
             input.contents.unwrap_or_default(),
         )?,
     };
+    drop(shown);
     let mut tensor = Tensor::new(name, shape, data)?;
     tensor.parameters = parameters_from_proto(input.parameters);
     Ok(tensor)
@@ -119,7 +137,8 @@ fn typed_contents(
             Ok(())
         } else {
             Err(Error::InvalidInput(format!(
-                "input '{name}' ({datatype}) has {len} elements in contents.{field} but shape {shape:?} needs {count}"
+                "input '{name}' ({datatype}) has {len} elements in contents.{field} but shape {} needs {count}",
+                shape_text(shape)
             )))
         }
     };
@@ -352,7 +371,9 @@ mod tests {
     }
 
     fn err(message: pb::ModelInferRequest) -> String {
-        infer_request(message).unwrap_err().to_string()
+        infer_request(message, &Limits::default())
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]

@@ -37,7 +37,8 @@ impl Inference {
 
     /// One inference, shared by ModelInfer and ModelStreamInfer.
     async fn infer(&self, message: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
-        let decoded = convert::infer_request(message)?;
+        let limits = crate::tensor::limits::Limits::from(self.service.settings());
+        let decoded = convert::infer_request(message, &limits)?;
         let response = self
             .service
             .infer(

@@ -75,7 +75,8 @@ pub async fn serve(
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
-                .make_span_with(crate::http::hygiene::request_span),
+                .make_span_with(crate::http::hygiene::request_span)
+                .on_failure(crate::error::log_grpc_failure),
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(
             request_id,

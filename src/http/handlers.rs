@@ -19,6 +19,7 @@ use super::types::{InferRequestJson, InferResponseJson};
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
 use crate::service::{ModelMetadata, ServerMetadata, Service};
+use crate::tensor::limits::Limits;
 use crate::tensor::rope::Rope;
 
 /// `{name}` of a model route.
@@ -183,13 +184,14 @@ async fn run_infer(
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, Error> {
+    let limits = Limits::from(service.settings());
     let (request, raw_body) = match split_body(&headers, body.into_buf())? {
         Body::Json(json) => (
-            parse_infer_request_with_binary(&Rope::new(json.parts()), Bytes::new())?,
+            parse_infer_request_with_binary(&Rope::new(json.parts()), Bytes::new(), &limits)?,
             false,
         ),
         Body::Mixed { json, binary } => (
-            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary)?,
+            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary, &limits)?,
             false,
         ),
         Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),

@@ -34,9 +34,11 @@ pub struct InputHead<'a> {
 ///
 /// `read_early` is offered each `data` value where it starts, with what came before it in its input object; when
 /// it reads the value (returning its result and where the value ends) the scan goes on from there instead of
-/// skipping the value: one pass over large arrays instead of two.
+/// skipping the value: one pass over large arrays instead of two. A body with more than `max_inputs` inputs is
+/// left as soon as that shows (`None`), so that what the scan keeps stays bounded by the limit.
 pub fn split_envelope<'a, T>(
     body: &Rope<'a>,
+    max_inputs: usize,
     mut read_early: impl FnMut(&InputHead<'a>, usize) -> Option<(T, usize)>,
 ) -> Option<Envelope<T>> {
     let mut s = Scan { r: body, i: 0 };
@@ -59,7 +61,7 @@ pub fn split_envelope<'a, T>(
                 return None;
             }
             seen_inputs = true;
-            s.inputs(&mut spans, &mut read_early)?;
+            s.inputs(&mut spans, max_inputs, &mut read_early)?;
         } else {
             s.skip_value()?;
         }
@@ -184,6 +186,7 @@ impl<'a> Scan<'_, 'a> {
     fn inputs<T>(
         &mut self,
         spans: &mut Vec<DataSpan<T>>,
+        max_inputs: usize,
         read_early: &mut impl FnMut(&InputHead<'a>, usize) -> Option<(T, usize)>,
     ) -> Option<()> {
         self.eat(b'[')?;
@@ -194,6 +197,9 @@ impl<'a> Scan<'_, 'a> {
         }
         let mut index = 0;
         loop {
+            if index >= max_inputs {
+                return None;
+            }
             self.ws();
             self.eat(b'{')?;
             self.ws();
@@ -264,13 +270,22 @@ mod tests {
     use crate::tensor::rope::testing::{cut, cuts};
 
     #[test]
+    fn more_inputs_than_allowed_leave_the_scan() {
+        let body = br#"{"inputs": [{"data": [1]}, {"data": [2]}, {"data": [3]}]}"#;
+        let rope = cut(body, &[]);
+        let none = |_: &InputHead<'_>, _| None::<((), usize)>;
+        assert_eq!(split_envelope(&rope, 3, none).unwrap().spans.len(), 3);
+        assert!(split_envelope(&rope, 2, none).is_none());
+    }
+
+    #[test]
     fn envelope_takes_out_data() {
         let body = br#"{"id": "a\"]", "inputs": [{"name": "x", "data": [[1, 2], [3]], "shape": [3]},
             {"name": "y", "parameters": {"binary_data_size": 4}}, {"data": ["]", "["], "name": "z"}],
             "outputs": [{"name": "o"}]}"#;
         for c in cuts(body.len()).step_by(7) {
             let rope = cut(body, &c);
-            let env = split_envelope(&rope, |_, _| None::<((), usize)>).unwrap();
+            let env = split_envelope(&rope, usize::MAX, |_, _| None::<((), usize)>).unwrap();
             let spans: Vec<(usize, Vec<u8>)> = env
                 .spans
                 .iter()
@@ -293,7 +308,9 @@ mod tests {
             br#"{"inputs": [{"name": "x"}]}"#,
         ] {
             for c in cuts(bad.len()) {
-                assert!(split_envelope(&cut(bad, &c), |_, _| None::<((), usize)>).is_none());
+                assert!(
+                    split_envelope(&cut(bad, &c), usize::MAX, |_, _| None::<((), usize)>).is_none()
+                );
             }
         }
     }
@@ -304,7 +321,7 @@ mod tests {
         for c in cuts(body.len()).step_by(5) {
             let rope = cut(body, &c);
             let mut offered = Vec::new();
-            let env = split_envelope(&rope, |head, start| {
+            let env = split_envelope(&rope, usize::MAX, |head, start| {
                 offered.push((
                     head.datatype.as_deref().map(<[u8]>::to_vec),
                     head.shape.as_deref().map(<[u8]>::to_vec),

@@ -4,14 +4,18 @@ pub mod batch;
 pub mod binary;
 pub mod json;
 pub mod json_envelope;
+pub mod json_limits;
 pub mod json_scan;
+pub mod limits;
+pub mod lookup;
 pub mod ort;
 pub mod rope;
 
 use half::{bf16, f16};
 use std::fmt;
 
-use crate::error::Error;
+use crate::error::{shape_text, short, Error};
+use limits::Limits;
 
 /// Request/response/tensor parameters: a small JSON map (MLServer allows nested values such as `headers`).
 pub type Parameters = serde_json::Map<String, serde_json::Value>;
@@ -280,8 +284,10 @@ impl Tensor {
         let expected = element_count(&name, &shape)?;
         if expected != data.len() {
             return Err(Error::InvalidInput(format!(
-                "tensor '{name}' has {} elements but shape {shape:?} needs {expected}",
-                data.len()
+                "tensor '{}' has {} elements but shape {} needs {expected}",
+                short(&name),
+                data.len(),
+                shape_text(&shape)
             )));
         }
         Ok(Tensor {
@@ -302,21 +308,35 @@ pub fn element_count(name: &str, shape: &[usize]) -> Result<usize, Error> {
     shape
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| Error::InvalidInput(format!("tensor '{name}' shape {shape:?} is too large")))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "tensor '{}' shape {} is too large",
+                short(name),
+                shape_text(shape)
+            ))
+        })
 }
 
-/// Checks a wire tensor header (datatype name and signed shape), as every transport receives it: returns the
-/// datatype, the dimensions and the element count, or an error naming the input.
+/// Checks a wire tensor header (datatype name and signed shape), as every transport receives it, against the
+/// per-request `limits` (rank, then elements, before anything is allocated for the data): returns the datatype,
+/// the dimensions and the element count, or an error naming the input.
 pub fn parse_wire_header(
     name: &str,
     datatype: &str,
     shape: &[i64],
+    limits: &Limits,
 ) -> Result<(DataType, Vec<usize>, usize), Error> {
     let parsed = DataType::parse(datatype).ok_or_else(|| {
-        Error::InvalidInput(format!("input '{name}' has unknown datatype '{datatype}'"))
+        Error::InvalidInput(format!(
+            "input '{}' has unknown datatype '{}'",
+            short(name),
+            short(datatype)
+        ))
     })?;
+    limits.check_rank(name, shape.len())?;
     let dims = shape_from_wire(name, shape)?;
     let count = element_count(name, &dims)?;
+    limits.check_elements(name, &dims, count)?;
     Ok((parsed, dims, count))
 }
 
@@ -327,7 +347,9 @@ pub fn shape_from_wire(name: &str, shape: &[i64]) -> Result<Vec<usize>, Error> {
         .map(|&d| {
             usize::try_from(d).map_err(|_| {
                 Error::InvalidInput(format!(
-                    "tensor '{name}' has a negative dimension in shape {shape:?}"
+                    "tensor '{}' has a negative dimension in shape {}",
+                    short(name),
+                    shape_text(shape)
                 ))
             })
         })
@@ -360,6 +382,27 @@ mod tests {
         assert!(Tensor::new("x", vec![2, 2], TensorData::Fp32(vec![1.0; 4])).is_ok());
         let err = Tensor::new("x", vec![2, 3], TensorData::Fp32(vec![1.0; 4])).unwrap_err();
         assert!(err.to_string().contains("'x'"));
+    }
+
+    #[test]
+    fn wire_header_is_checked_against_the_limits() {
+        let limits = Limits {
+            max_rank: 2,
+            max_elements: 6,
+            ..Limits::default()
+        };
+        assert_eq!(
+            parse_wire_header("x", "FP32", &[2, 3], &limits).unwrap(),
+            (DataType::Fp32, vec![2, 3], 6)
+        );
+        let e = parse_wire_header("x", "FP32", &[1, 1, 1], &limits).unwrap_err();
+        assert!(e.to_string().contains("max_shape_rank"), "{e}");
+        let e = parse_wire_header("x", "FP32", &[7], &limits).unwrap_err();
+        assert!(e.to_string().contains("max_tensor_elements"), "{e}");
+        // A huge rank is refused before the shape is converted, with a short message.
+        let huge = vec![1i64; 1_000_000];
+        let e = parse_wire_header("x", "FP32", &huge, &limits).unwrap_err();
+        assert!(e.to_string().len() < 200, "{e}");
     }
 
     #[test]
