@@ -39,11 +39,12 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Refuses a request with more than `max_tensors` inputs (`what` = "inputs") or requested outputs.
+    /// Refuses a request with more than `max_tensors` inputs (`what` = "inputs") or requested outputs. `count`
+    /// may be where a count that stops at the first one over the limit stopped, hence "more than".
     pub fn check_tensor_count(&self, what: &str, count: usize) -> Result<(), Error> {
         if count > self.max_tensors {
             return Err(Error::InvalidInput(format!(
-                "the request has {count} {what}, over the limit of {} (setting max_tensors_per_request)",
+                "the request has more than {} {what}, the limit (setting max_tensors_per_request)",
                 self.max_tensors
             )));
         }
@@ -128,7 +129,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.contains("3 inputs") && e.contains("max_tensors_per_request"),
+            e.contains("more than 2 inputs") && e.contains("max_tensors_per_request"),
             "{e}"
         );
     }
