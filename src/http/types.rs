@@ -85,7 +85,7 @@ pub fn parse_infer_request_with_binary(
     // A body with more inputs than allowed leaves the scan early (then the limit check below refuses it).
     let mut envelope = if json.len() >= FAST_PATH_BYTES {
         split_envelope(json, limits.max_tensors, |head, start| {
-            read_data_early(head, json, start)
+            read_data_early(head, json, start, limits.max_elements)
         })
     } else {
         None
@@ -378,6 +378,18 @@ mod tests {
             .to_string();
         assert!(
             e.contains("'r'") && e.contains("max_shape_rank") && e.len() < 200,
+            "{e}"
+        );
+        // A large body (the envelope path, whose early reader would read the data): refused all the same.
+        let values = vec!["1.5"; 20_000].join(",");
+        let large = format!(
+            r#"{{"inputs":[{{"name":"l","shape":[20000],"datatype":"FP32","data":[{values}]}}]}}"#
+        );
+        let e = parse_infer_request(large.as_bytes(), &limits)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("'l'") && e.contains("max_tensor_elements"),
             "{e}"
         );
         let big = r#"{"inputs":[{"name":"e","shape":[10,11],"datatype":"FP32","data":[1]}]}"#;

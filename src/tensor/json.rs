@@ -122,11 +122,13 @@ pub struct EarlyData {
 
 /// Reads an input's `data` during the envelope scan, when its datatype and shape came before it (as V2 clients
 /// write them): one pass over the numbers instead of a skip then a read. Returns the values (as many as the shape
-/// asks, else `None`) and where the array ends.
+/// asks, else `None`) and where the array ends. A shape of more than `max_elements` elements is not read here
+/// (the limit check that follows refuses it, without the values having been read).
 pub fn read_data_early(
     head: &InputHead<'_>,
     body: &Rope<'_>,
     start: usize,
+    max_elements: usize,
 ) -> Option<(EarlyData, usize)> {
     let datatype = DataType::parse(std::str::from_utf8(head.datatype.as_deref()?).ok()?)?;
     let mut expected = 1usize;
@@ -137,6 +139,9 @@ pub fn read_data_early(
         }
         _ => None,
     })?;
+    if expected > max_elements {
+        return None;
+    }
     let (data, end) = read_fast(datatype, expected, body, start..body.len())?;
     Some((EarlyData { datatype, data }, end))
 }
