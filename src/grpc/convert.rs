@@ -422,6 +422,65 @@ mod tests {
     }
 
     #[test]
+    fn limits_are_checked_before_contents_are_converted() {
+        let limits = Limits {
+            max_tensors: 2,
+            max_rank: 3,
+            max_elements: 100,
+            max_bytes_elements: 5,
+            ..Limits::default()
+        };
+        let check = |message: pb::ModelInferRequest| {
+            infer_request(message, &limits).unwrap_err().to_string()
+        };
+        let e = check(pb::ModelInferRequest {
+            inputs: (0..3)
+                .map(|i| input(&format!("i{i}"), "FP32", vec![1]))
+                .collect(),
+            ..Default::default()
+        });
+        assert!(e.contains("more than 2 inputs"), "{e}");
+        let e = check(pb::ModelInferRequest {
+            outputs: (0..3)
+                .map(|_| InferRequestedOutputTensor::default())
+                .collect(),
+            ..Default::default()
+        });
+        assert!(e.contains("more than 2 requested outputs"), "{e}");
+        let e = check(pb::ModelInferRequest {
+            inputs: vec![input("r", "FP32", vec![1; 1_000_000])],
+            ..Default::default()
+        });
+        assert!(
+            e.contains("'r'") && e.contains("max_shape_rank") && e.len() < 200,
+            "{e}"
+        );
+        let e = check(pb::ModelInferRequest {
+            inputs: vec![input("e", "FP32", vec![101])],
+            raw_input_contents: vec![Bytes::new()],
+            ..Default::default()
+        });
+        assert!(
+            e.contains("'e'") && e.contains("max_tensor_elements"),
+            "{e}"
+        );
+        let strings = |name: &str| {
+            let mut typed = input(name, "BYTES", vec![3]);
+            typed.contents = Some(pb::InferTensorContents {
+                bytes_contents: vec![b"x".to_vec(); 3],
+                ..Default::default()
+            });
+            typed
+        };
+        let e = check(pb::ModelInferRequest {
+            inputs: vec![strings("a"), strings("b")],
+            ..Default::default()
+        });
+        // The first input's 3 elements fit; the second's 3 more do not (counted before it is converted).
+        assert!(e.contains("'b'") && e.contains("max_bytes_elements"), "{e}");
+    }
+
+    #[test]
     fn parameters_round_trip() {
         let params: Parameters = serde_json::from_value(serde_json::json!({
             "b": true, "i": -3, "u": u64::MAX, "d": 0.5, "s": "x", "n": null, "o": {"k": 1}
