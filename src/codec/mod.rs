@@ -262,17 +262,23 @@ fn decode_base64(name: &str, elements: &BytesBuf) -> Result<BytesBuf, Error> {
         elements.len(),
         elements.iter().map(<[u8]>::len).sum::<usize>(),
     );
+    // One scratch buffer for every element (no allocation per element).
+    let mut scratch = Vec::new();
     for (i, element) in elements.iter().enumerate() {
         let trimmed = element.trim_ascii();
-        let bytes = engine
-            .decode(trimmed)
-            .or_else(|_| base64::engine::general_purpose::URL_SAFE.decode(trimmed))
+        scratch.clear();
+        engine
+            .decode_vec(trimmed, &mut scratch)
+            .or_else(|_| {
+                scratch.clear();
+                base64::engine::general_purpose::URL_SAFE.decode_vec(trimmed, &mut scratch)
+            })
             .map_err(|e| {
                 Error::InvalidInput(format!(
                     "input '{name}' element {i} is not valid base64: {e}"
                 ))
             })?;
-        out.push(&bytes);
+        out.push(&scratch);
     }
     Ok(out)
 }
