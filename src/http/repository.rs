@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
@@ -43,8 +44,12 @@ pub struct ModelRequest {
     ))]
 pub async fn index(
     State(service): State<Arc<Service>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<IndexEntry>>, Error> {
+    service
+        .repository_access
+        .authorize(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))?;
     let request: IndexRequest = optional_json(body, "repository index")?;
     service.repository.index(request.ready).await.map(Json)
 }
@@ -58,8 +63,10 @@ pub async fn index(
 pub async fn load(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), Error> {
+    service.repository_access.authorize_mutation(&headers)?;
     let request: ModelRequest = optional_json(body, "load")?;
     let parameters = request.parameters.unwrap_or_default();
     service
@@ -77,8 +84,10 @@ pub async fn load(
 pub async fn unload(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), Error> {
+    service.repository_access.authorize_mutation(&headers)?;
     let _: ModelRequest = optional_json(body, "unload")?;
     service.repository.unload_model(&name).await
 }
