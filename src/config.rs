@@ -441,7 +441,7 @@ pub fn validate(s: &Settings) -> Result<(), ConfigError> {
         let low = if zero_ok { "from 0" } else { "more than 0 and" };
         Err(range(
             name,
-            value.to_string(),
+            format!("{value:?}"),
             &format!("a number of seconds {low} up to {MAX_DURATION_SECONDS}"),
         ))
     };
