@@ -10,7 +10,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::schemas::{BadRequestError, RepositoryErrors};
+use super::schemas::{RepositoryErrors, RepositoryIndexErrors};
 use crate::error::Error;
 use crate::repository::lifecycle::IndexEntry;
 use crate::service::Service;
@@ -40,7 +40,7 @@ pub struct ModelRequest {
     request_body(content = Option<IndexRequest>, description = "Optional; `ready: true` lists only the models ready to serve."),
     responses(
         (status = 200, description = "One entry per model version.", body = Vec<IndexEntry>),
-        BadRequestError,
+        RepositoryIndexErrors,
     ))]
 pub async fn index(
     State(service): State<Arc<Service>>,

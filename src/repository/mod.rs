@@ -283,7 +283,7 @@ impl Repository {
                 .cloned()
                 .ok_or_else(|| Error::VersionNotFound {
                     name: name.to_string(),
-                    version: wanted.to_string(),
+                    version: shown_name(wanted),
                 }),
             None => Ok(default_version(versions).clone()),
         }
