@@ -241,6 +241,11 @@ async fn the_token_guards_rest_and_grpc() {
     .await;
     let unload = s.url("/v2/repository/models/iris/unload");
     let load = s.url("/v2/repository/models/iris/load");
+    let response = s.client.post(&unload).send().await.unwrap();
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Bearer realm=\"model repository\""
+    );
     let (status, body) = post_with(&s.client, &unload, &[], "").await;
     assert_eq!(status, 401, "{body}");
     assert!(body["error"]
