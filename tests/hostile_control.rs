@@ -598,3 +598,36 @@ async fn the_token_file_of_a_real_server_is_read_at_start() {
         (200, Value::Null)
     );
 }
+
+#[tokio::test]
+async fn model_settings_numbers_out_of_range_are_load_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    iris_repository(dir.path());
+    let cases = [
+        (
+            "late",
+            json!({"max_batch_size": 4, "max_batch_time": 1e19}),
+            "max_batch_time must be a number of seconds from 0 to 3600, got 10000000000000000000",
+        ),
+        (
+            "crowd",
+            json!({"parallel_workers": 100_000}),
+            "parallel_workers must be at most 256, got 100000",
+        ),
+        (
+            "threads",
+            json!({"parameters": {"extra": {"intra_op_threads": 1_000_000}}}),
+            "parameters.extra.intra_op_threads must be at most 1024, got 1000000",
+        ),
+    ];
+    for (name, settings, _) in &cases {
+        write_model(dir.path(), name, settings, Some("iris"));
+    }
+    let s = TestServer::start(dir.path()).await;
+    let index = index_by_name(&s).await;
+    assert_eq!(index["iris"]["state"], "READY");
+    for (name, _, reason) in &cases {
+        assert_eq!(index[*name]["state"], "UNAVAILABLE", "{}", index[*name]);
+        assert_eq!(index[*name]["reason"], *reason, "{}", index[*name]);
+    }
+}
