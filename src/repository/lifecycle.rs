@@ -191,7 +191,8 @@ impl Repository {
     /// sessions are dropped and the model is forgotten. An unknown model is 404.
     pub async fn unload_model(&self, name: &str) -> Result<(), Error> {
         super::check_name_length(name)?;
-        if self.versions_of(name).is_empty() {
+        // Neither registered nor being loaded: 404 without touching the lock map.
+        if self.versions_of(name).is_empty() && !self.admin_busy(name) {
             return Err(Error::ModelNotFound(name.to_string()));
         }
         let _guard = self.admin_lock(name).await;
@@ -292,6 +293,14 @@ impl Repository {
         tokio::task::spawn_blocking(move || discovery::discover_all(&root, defaults.as_ref()))
             .await
             .map_err(|e| Error::Internal(format!("scanning the model repository failed: {e}")))
+    }
+
+    /// Whether a load or unload of `name` is running or waiting.
+    fn admin_busy(&self, name: &str) -> bool {
+        self.admin_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
     }
 
     /// Waits for `name`'s admin lock; its entry goes when the last holder or waiter is done.
