@@ -310,7 +310,7 @@ fn start(args: StartArgs) -> ExitCode {
             }
         };
         wait_for_signal().await;
-        let grace = Duration::from_secs_f64(server.service.settings().graceful_shutdown_timeout);
+        let grace = crate::config::duration(server.service.settings().graceful_shutdown_timeout);
         tracing::info!(
             "shutting down: no new connections; waiting up to {grace:?} for in-flight requests"
         );
@@ -349,7 +349,7 @@ fn health(args: &HealthArgs) -> ExitCode {
     match crate::healthcheck::ready(
         &args.host,
         args.http_port,
-        Duration::from_secs_f64(args.timeout.max(0.001)),
+        crate::config::duration(args.timeout).max(Duration::from_millis(1)),
     ) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => {

@@ -1,6 +1,7 @@
 //! Server settings with MLServer's names and defaults: settings.json < `MLSERVER_*` env < CLI flags.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
@@ -91,8 +92,8 @@ pub struct Settings {
     /// Serve the model repository API (index, load, unload) over REST and gRPC.
     pub repository_api_enabled: bool,
     /// Bearer token the repository API's callers must send (`Authorization: Bearer ...`, or gRPC metadata
-    /// `authorization`); `None`: no token.
-    pub repository_api_token: Option<String>,
+    /// `authorization`); `None`: no token. Filled from `repository_api_token_file` at start; never printed.
+    pub repository_api_token: Option<Secret>,
     /// File holding the repository API token (a mounted Kubernetes secret); read at start, trimmed.
     pub repository_api_token_file: Option<PathBuf>,
     /// Folders outside the model repository from which model files may be loaded (a model-settings.json
@@ -351,47 +352,231 @@ impl Layers {
             let mut single = Map::new();
             single.insert(key.clone(), value.clone());
             if let Err(e) = serde_json::from_value::<Settings>(Value::Object(single)) {
+                if key == "repository_api_token" {
+                    return Err(ConfigError(format!("invalid setting {key}: {e}")));
+                }
                 return Err(ConfigError(format!("invalid setting {key} = {value}: {e}")));
             }
         }
-        let settings: Settings = serde_json::from_value(Value::Object(merged))
+        let mut settings: Settings = serde_json::from_value(Value::Object(merged))
             .map_err(|e| ConfigError(format!("invalid setting: {e}")))?;
-        if settings.parallel_workers > 256 {
-            return Err(ConfigError("parallel_workers must be at most 256".into()));
-        }
-        if let Some(cors) = &settings.cors_settings {
-            cors.validate()?;
-        }
-        if settings.max_request_body_size == 0 {
-            return Err(ConfigError(
-                "max_request_body_size must be at least 1 byte".into(),
-            ));
-        }
-        if !(settings.graceful_shutdown_timeout.is_finite()
-            && settings.graceful_shutdown_timeout >= 0.0)
-        {
-            return Err(ConfigError(
-                "graceful_shutdown_timeout must be a number of seconds, 0 or more".into(),
-            ));
-        }
-        if let Some(endpoint) = &settings.metrics_endpoint {
-            if !endpoint.starts_with('/') {
-                return Err(ConfigError(format!(
-                    "metrics_endpoint must start with '/' (got {endpoint:?})"
-                )));
-            }
-        }
-        if !settings.root_path.is_empty() && !settings.root_path.starts_with('/') {
-            return Err(ConfigError(format!(
-                "root_path must be empty or start with '/' (got {:?})",
-                settings.root_path
-            )));
-        }
-        if settings.model_queue_size == 0 {
-            return Err(ConfigError("model_queue_size must be at least 1".into()));
-        }
+        validate(&settings)?;
+        settings.repository_api_token = read_token(&settings)?;
         Ok(settings)
     }
+}
+
+/// A secret setting (the repository API token): compared and used, never printed (`Debug` shows
+/// `[redacted]`), so settings can be logged and errors formatted without leaking it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    /// The secret itself, for comparing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Secret, D::Error> {
+        // An env value of digits reads as a number: take it as text, as other string settings do. The error
+        // does not quote the value.
+        match Value::deserialize(deserializer)? {
+            Value::String(s) => Ok(Secret(s)),
+            Value::Number(n) => Ok(Secret(n.to_string())),
+            _ => Err(serde::de::Error::custom("expected a string")),
+        }
+    }
+}
+
+/// Longest duration setting, in seconds (a day): far below where `Duration` or `Instant` arithmetic could
+/// overflow.
+pub const MAX_DURATION_SECONDS: f64 = 86_400.0;
+/// Most instances per model (threads with an ONNX Runtime session each).
+pub const MAX_PARALLEL_WORKERS: usize = 256;
+/// Largest per-model queue (its slots are allocated when the model loads).
+pub const MAX_MODEL_QUEUE_SIZE: usize = 1 << 20;
+/// Largest request body or message size setting: 16 GiB.
+pub const MAX_SIZE_BYTES: usize = 1 << 34;
+/// Most inputs or outputs per request.
+pub const MAX_TENSORS_PER_REQUEST: usize = 1 << 20;
+/// Largest tensor rank setting.
+pub const MAX_SHAPE_RANK: usize = 64;
+/// Most connections per listener.
+pub const MAX_CONNECTIONS: usize = 1 << 20;
+
+/// `seconds` as a `Duration`, never panicking: clamped to 0..=[`MAX_DURATION_SECONDS`] (NaN is 0). Settings
+/// are validated at start; this is the belt to those braces wherever a setting becomes a duration.
+pub fn duration(seconds: f64) -> Duration {
+    let seconds = if seconds.is_nan() {
+        0.0
+    } else {
+        seconds.clamp(0.0, MAX_DURATION_SECONDS)
+    };
+    Duration::try_from_secs_f64(seconds).unwrap_or_default()
+}
+
+/// Checks every number against its range, and the settings that exclude each other; the error names the
+/// setting and the range.
+pub fn validate(s: &Settings) -> Result<(), ConfigError> {
+    let range = |name: &str, value: String, range: &str| {
+        ConfigError(format!("setting {name} must be {range} (got {value})"))
+    };
+    let seconds = |name: &str, value: f64, zero_ok: bool| {
+        let low_ok = if zero_ok { value >= 0.0 } else { value > 0.0 };
+        if value.is_finite() && low_ok && value <= MAX_DURATION_SECONDS {
+            return Ok(());
+        }
+        let low = if zero_ok { "from 0" } else { "more than 0 and" };
+        Err(range(
+            name,
+            format!("{value:?}"),
+            &format!("a number of seconds {low} up to {MAX_DURATION_SECONDS}"),
+        ))
+    };
+    let count = |name: &str, value: usize, low: usize, high: usize| {
+        if (low..=high).contains(&value) {
+            return Ok(());
+        }
+        Err(range(
+            name,
+            value.to_string(),
+            &format!("from {low} to {high}"),
+        ))
+    };
+    seconds(
+        "graceful_shutdown_timeout",
+        s.graceful_shutdown_timeout,
+        true,
+    )?;
+    seconds(
+        "http_header_read_timeout",
+        s.http_header_read_timeout,
+        false,
+    )?;
+    seconds("http_keep_alive_timeout", s.http_keep_alive_timeout, true)?;
+    seconds("grpc_keepalive_time", s.grpc_keepalive_time, true)?;
+    seconds("grpc_keepalive_timeout", s.grpc_keepalive_timeout, false)?;
+    count(
+        "parallel_workers",
+        s.parallel_workers,
+        0,
+        MAX_PARALLEL_WORKERS,
+    )?;
+    count(
+        "model_queue_size",
+        s.model_queue_size,
+        1,
+        MAX_MODEL_QUEUE_SIZE,
+    )?;
+    count(
+        "max_request_body_size",
+        s.max_request_body_size,
+        1,
+        MAX_SIZE_BYTES,
+    )?;
+    if let Some(n) = s.grpc_max_message_length {
+        count("grpc_max_message_length", n, 1, MAX_SIZE_BYTES)?;
+    }
+    if let Some(n) = s.max_bytes_in_flight {
+        count("max_bytes_in_flight", n, 1, usize::MAX)?;
+    }
+    count(
+        "max_tensors_per_request",
+        s.max_tensors_per_request,
+        1,
+        MAX_TENSORS_PER_REQUEST,
+    )?;
+    count("max_tensor_elements", s.max_tensor_elements, 1, usize::MAX)?;
+    count("max_bytes_elements", s.max_bytes_elements, 1, usize::MAX)?;
+    count("max_shape_rank", s.max_shape_rank, 1, MAX_SHAPE_RANK)?;
+    if s.max_image_pixels == 0 {
+        return Err(range("max_image_pixels", "0".into(), "at least 1"));
+    }
+    if let Some(n) = s.max_connections {
+        count("max_connections", n, 1, MAX_CONNECTIONS)?;
+    }
+    if s.http2_max_concurrent_streams == 0 {
+        return Err(range(
+            "http2_max_concurrent_streams",
+            "0".into(),
+            "at least 1",
+        ));
+    }
+    if let Some(cors) = &s.cors_settings {
+        cors.validate()?;
+    }
+    if let Some(endpoint) = &s.metrics_endpoint {
+        if !endpoint.starts_with('/') {
+            return Err(ConfigError(format!(
+                "metrics_endpoint must start with '/' (got {endpoint:?})"
+            )));
+        }
+    }
+    if !s.root_path.is_empty() && !s.root_path.starts_with('/') {
+        return Err(ConfigError(format!(
+            "root_path must be empty or start with '/' (got {:?})",
+            s.root_path
+        )));
+    }
+    if s.repository_api_token.is_some() && s.repository_api_token_file.is_some() {
+        return Err(ConfigError(
+            "set repository_api_token or repository_api_token_file, not both".into(),
+        ));
+    }
+    if s.repository_api_token
+        .as_ref()
+        .is_some_and(|t| t.expose().trim().is_empty())
+    {
+        return Err(ConfigError(
+            "setting repository_api_token must not be empty".into(),
+        ));
+    }
+    for folder in &s.extra_model_roots {
+        if !folder.is_dir() {
+            return Err(ConfigError(format!(
+                "setting extra_model_roots: {} is not a folder",
+                folder.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The repository API token: `repository_api_token`, else the trimmed content of `repository_api_token_file`
+/// (a mounted secret), which must not be empty.
+fn read_token(s: &Settings) -> Result<Option<Secret>, ConfigError> {
+    let Some(path) = &s.repository_api_token_file else {
+        return Ok(s
+            .repository_api_token
+            .as_ref()
+            .map(|t| Secret(t.expose().trim().to_string())));
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!(
+            "setting repository_api_token_file: cannot read {}: {e}",
+            path.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(ConfigError(format!(
+            "setting repository_api_token_file: {} is empty",
+            path.display()
+        )));
+    }
+    Ok(Some(Secret(token.to_string())))
 }
 
 /// `MLSERVER_<NAME>` variables for the settings oxinfer knows; values are read as JSON when they parse, else as text.
@@ -503,5 +688,152 @@ mod tests {
         .resolve()
         .unwrap();
         assert!(!s.load_models_at_startup);
+    }
+
+    fn error_of(file: Value) -> String {
+        layers(file, &[], json!({}))
+            .resolve()
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn durations_are_finite_and_bounded() {
+        for key in [
+            "graceful_shutdown_timeout",
+            "http_header_read_timeout",
+            "http_keep_alive_timeout",
+            "grpc_keepalive_time",
+            "grpc_keepalive_timeout",
+        ] {
+            for bad in [json!(1e308), json!(-1), json!(86_401)] {
+                let err = error_of(json!({ key: bad }));
+                assert!(
+                    err.contains(key) && err.contains("seconds") && err.contains("86400"),
+                    "{key} = {bad}: {err}"
+                );
+            }
+            assert!(layers(json!({ key: 5.5 }), &[], json!({}))
+                .resolve()
+                .is_ok());
+        }
+        // Zero is allowed where it means "off", refused where it would make every request fail.
+        assert!(layers(
+            json!({"http_keep_alive_timeout": 0, "grpc_keepalive_time": 0}),
+            &[],
+            json!({})
+        )
+        .resolve()
+        .is_ok());
+        assert!(error_of(json!({"http_header_read_timeout": 0})).contains("more than 0"));
+        assert!(error_of(json!({"grpc_keepalive_timeout": 0})).contains("more than 0"));
+        let from_env = layers(
+            json!({}),
+            &[("MLSERVER_GRACEFUL_SHUTDOWN_TIMEOUT", "1e308")],
+            json!({}),
+        )
+        .resolve()
+        .unwrap_err();
+        assert!(from_env.to_string().contains("graceful_shutdown_timeout"));
+    }
+
+    #[test]
+    fn durations_never_panic() {
+        assert_eq!(duration(f64::NAN), Duration::ZERO);
+        assert_eq!(duration(-3.0), Duration::ZERO);
+        assert_eq!(duration(1e308), Duration::from_secs(86_400));
+        assert_eq!(duration(f64::INFINITY), Duration::from_secs(86_400));
+        assert_eq!(duration(1.5), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn sizes_and_counts_are_range_checked() {
+        for (key, bad, range) in [
+            ("parallel_workers", json!(257), "from 0 to 256"),
+            ("model_queue_size", json!(0), "from 1 to"),
+            ("model_queue_size", json!(1u64 << 40), "from 1 to"),
+            ("max_request_body_size", json!(0), "from 1 to"),
+            ("max_request_body_size", json!(1u64 << 40), "from 1 to"),
+            ("grpc_max_message_length", json!(0), "from 1 to"),
+            ("max_bytes_in_flight", json!(0), "from 1 to"),
+            ("max_tensors_per_request", json!(0), "from 1 to"),
+            ("max_tensors_per_request", json!(1u64 << 30), "from 1 to"),
+            ("max_tensor_elements", json!(0), "from 1 to"),
+            ("max_bytes_elements", json!(0), "from 1 to"),
+            ("max_shape_rank", json!(0), "from 1 to 64"),
+            ("max_shape_rank", json!(65), "from 1 to 64"),
+            ("max_image_pixels", json!(0), "at least 1"),
+            ("max_connections", json!(0), "from 1 to"),
+            ("http2_max_concurrent_streams", json!(0), "at least 1"),
+        ] {
+            let err = error_of(json!({ key: bad }));
+            assert!(
+                err.contains(key) && err.contains(range),
+                "{key} = {bad}: {err}"
+            );
+        }
+        let fine = layers(
+            json!({"max_bytes_in_flight": 1 << 30, "max_connections": 100, "max_shape_rank": 8,
+                   "max_tensors_per_request": 10, "max_image_pixels": 1000, "grpc_max_message_length": 1024}),
+            &[],
+            json!({}),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(fine.max_connections, Some(100));
+        // Negative numbers and overflowing ones are refused by the types, naming the setting.
+        assert!(error_of(json!({"max_connections": -1})).contains("max_connections"));
+        assert!(
+            error_of(json!({"http2_max_concurrent_streams": 1u64 << 33}))
+                .contains("http2_max_concurrent_streams")
+        );
+    }
+
+    #[test]
+    fn the_token_comes_from_one_place_and_is_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "  s3cret-token\n").unwrap();
+        let s = layers(json!({"repository_api_token_file": file}), &[], json!({}))
+            .resolve()
+            .unwrap();
+        assert_eq!(
+            s.repository_api_token.as_ref().unwrap().expose(),
+            "s3cret-token"
+        );
+        assert!(
+            !format!("{s:?}").contains("s3cret"),
+            "Debug shows the token"
+        );
+        let both =
+            error_of(json!({"repository_api_token": "x", "repository_api_token_file": file}));
+        assert!(both.contains("not both"), "{both}");
+        let missing = error_of(json!({"repository_api_token_file": dir.path().join("none")}));
+        assert!(missing.contains("repository_api_token_file"), "{missing}");
+        std::fs::write(&file, " \n").unwrap();
+        assert!(error_of(json!({"repository_api_token_file": file})).contains("empty"));
+        assert!(error_of(json!({"repository_api_token": " "})).contains("must not be empty"));
+        let bad_type = error_of(json!({"repository_api_token": ["hunter2"]}));
+        assert!(!bad_type.contains("hunter2"), "{bad_type}");
+        let digits = layers(
+            json!({}),
+            &[("MLSERVER_REPOSITORY_API_TOKEN", "12345")],
+            json!({}),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(digits.repository_api_token.unwrap().expose(), "12345");
+    }
+
+    #[test]
+    fn extra_model_roots_must_be_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            layers(json!({"extra_model_roots": [dir.path()]}), &[], json!({}))
+                .resolve()
+                .is_ok()
+        );
+        let err = error_of(json!({"extra_model_roots": [dir.path().join("nope")]}));
+        assert!(err.contains("extra_model_roots"), "{err}");
     }
 }

@@ -40,6 +40,12 @@ pub enum Error {
     /// A failure inside the server or the runtime.
     #[error("{0}")]
     Internal(String),
+    /// The caller did not prove who it is (the repository API's bearer token is missing or wrong).
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller may not do this (the repository API is disabled, or the request is cross-site).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl Error {
@@ -57,6 +63,8 @@ impl Error {
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Error::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -72,6 +80,8 @@ impl Error {
             Error::Overloaded(_) | Error::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
             Error::Timeout(_) => tonic::Code::DeadlineExceeded,
             Error::Internal(_) => tonic::Code::Internal,
+            Error::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            Error::Forbidden(_) => tonic::Code::PermissionDenied,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::metrics::Metrics;
 use crate::model::stats::ModelStatistics;
 use crate::model::worker::parse_timeout;
 use crate::model::TensorSpec;
+use crate::repository::access::RepositoryAccess;
 use crate::repository::ModelState;
 use crate::repository::{LoadedModel, Repository};
 use crate::tensor::binary::{count_bytes_elements, decode_raw};
@@ -92,6 +93,8 @@ pub const IMPLEMENTED_EXTENSIONS: &[&str] = &[
 /// The server's state and operations.
 pub struct Service {
     pub repository: Arc<Repository>,
+    /// Who may use the repository API (enabled, token, cross-site rules).
+    pub repository_access: RepositoryAccess,
     settings: Settings,
     /// Prometheus metrics (recorded here for models, by the transports' layers for requests).
     metrics: Arc<Metrics>,
@@ -100,12 +103,16 @@ pub struct Service {
 impl Service {
     pub fn new(settings: Settings) -> Arc<Service> {
         Arc::new(Service {
-            repository: Arc::new(Repository::new(
-                settings.model_queue_size,
-                settings.parallel_workers,
-                settings.model_repository_root.clone(),
-                settings.default_model.clone(),
-            )),
+            repository: Arc::new(
+                Repository::new(
+                    settings.model_queue_size,
+                    settings.parallel_workers,
+                    settings.model_repository_root.clone(),
+                    settings.default_model.clone(),
+                )
+                .with_extra_roots(settings.extra_model_roots.clone()),
+            ),
+            repository_access: RepositoryAccess::from_settings(&settings),
             metrics: Metrics::new(&settings),
             settings,
         })
@@ -143,6 +150,7 @@ impl Service {
     pub fn server_metadata(&self) -> ServerMetadata {
         let mut extensions: Vec<String> = IMPLEMENTED_EXTENSIONS
             .iter()
+            .filter(|e| **e != "model_repository" || self.repository_access.enabled())
             .map(|e| e.to_string())
             .collect();
         for extension in &self.settings.extensions {

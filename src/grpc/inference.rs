@@ -211,7 +211,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::RepositoryIndexRequest>,
     ) -> Result<Response<pb::RepositoryIndexResponse>, Status> {
-        let index = repository::index(&self.service, request.into_inner()).await?;
+        let index = repository::index(&self.service, request).await?;
         Ok(Response::new(index))
     }
 
@@ -219,7 +219,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::RepositoryModelLoadRequest>,
     ) -> Result<Response<pb::RepositoryModelLoadResponse>, Status> {
-        repository::load(&self.service, request.into_inner()).await?;
+        repository::load(&self.service, request).await?;
         Ok(Response::new(pb::RepositoryModelLoadResponse {}))
     }
 
@@ -227,7 +227,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::RepositoryModelUnloadRequest>,
     ) -> Result<Response<pb::RepositoryModelUnloadResponse>, Status> {
-        repository::unload(&self.service, request.into_inner()).await?;
+        repository::unload(&self.service, request).await?;
         Ok(Response::new(pb::RepositoryModelUnloadResponse {}))
     }
 }

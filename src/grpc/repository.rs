@@ -1,4 +1,7 @@
-//! The model repository RPCs (Triton's messages and field numbers) over the repository's index, load and unload.
+//! The model repository RPCs (Triton's messages and field numbers) over the repository's index, load and unload,
+//! each first checked against the repository API's access rules (enabled, `authorization: Bearer` metadata).
+
+use tonic::metadata::MetadataMap;
 
 use crate::error::Error;
 use crate::service::Service;
@@ -9,8 +12,9 @@ use super::pb::repository_index_response::ModelIndex;
 /// RepositoryIndex: every model known (or, with `ready`, those ready to serve).
 pub async fn index(
     service: &Service,
-    request: pb::RepositoryIndexRequest,
+    request: tonic::Request<pb::RepositoryIndexRequest>,
 ) -> Result<pb::RepositoryIndexResponse, Error> {
+    let request = authorized(service, request)?;
     let entries = service.repository.index(request.ready).await?;
     Ok(pb::RepositoryIndexResponse {
         models: entries
@@ -26,7 +30,11 @@ pub async fn index(
 }
 
 /// RepositoryModelLoad: (re)loads the model from the repository folder.
-pub async fn load(service: &Service, request: pb::RepositoryModelLoadRequest) -> Result<(), Error> {
+pub async fn load(
+    service: &Service,
+    request: tonic::Request<pb::RepositoryModelLoadRequest>,
+) -> Result<(), Error> {
+    let request = authorized(service, request)?;
     let name = required_name(&request.model_name)?;
     service
         .repository
@@ -38,10 +46,21 @@ pub async fn load(service: &Service, request: pb::RepositoryModelLoadRequest) ->
 /// `unload_dependents`) are accepted and have no effect: models have no dependents here.
 pub async fn unload(
     service: &Service,
-    request: pb::RepositoryModelUnloadRequest,
+    request: tonic::Request<pb::RepositoryModelUnloadRequest>,
 ) -> Result<(), Error> {
+    let request = authorized(service, request)?;
     let name = required_name(&request.model_name)?;
     service.repository.unload_model(name).await
+}
+
+/// The message, once the access rules let the caller in (PERMISSION_DENIED when the API is disabled,
+/// UNAUTHENTICATED without the right token). Browsers cannot send gRPC cross-site, so no origin check.
+fn authorized<T>(service: &Service, request: tonic::Request<T>) -> Result<T, Error> {
+    let metadata: &MetadataMap = request.metadata();
+    service
+        .repository_access
+        .authorize(metadata.get("authorization").map(|value| value.as_bytes()))?;
+    Ok(request.into_inner())
 }
 
 fn required_name(name: &str) -> Result<&str, Error> {

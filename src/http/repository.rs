@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use super::schemas::{BadRequestError, RepositoryErrors};
+use super::schemas::{RepositoryErrors, RepositoryIndexErrors};
 use crate::error::Error;
 use crate::repository::lifecycle::IndexEntry;
 use crate::service::Service;
@@ -39,14 +41,18 @@ pub struct ModelRequest {
     request_body(content = Option<IndexRequest>, description = "Optional; `ready: true` lists only the models ready to serve."),
     responses(
         (status = 200, description = "One entry per model version.", body = Vec<IndexEntry>),
-        BadRequestError,
+        RepositoryIndexErrors,
     ))]
 pub async fn index(
     State(service): State<Arc<Service>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Vec<IndexEntry>>, Error> {
+) -> Result<Json<Vec<IndexEntry>>, RepositoryError> {
+    service
+        .repository_access
+        .authorize(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))?;
     let request: IndexRequest = optional_json(body, "repository index")?;
-    service.repository.index(request.ready).await.map(Json)
+    Ok(Json(service.repository.index(request.ready).await?))
 }
 
 /// Loads (or reloads) a model: its settings are read again from the repository folder.
@@ -58,14 +64,16 @@ pub async fn index(
 pub async fn load(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(), Error> {
+) -> Result<(), RepositoryError> {
+    service.repository_access.authorize_mutation(&headers)?;
     let request: ModelRequest = optional_json(body, "load")?;
     let parameters = request.parameters.unwrap_or_default();
-    service
+    Ok(service
         .repository
         .load_model(&name, parameters.keys().map(String::as_str))
-        .await
+        .await?)
 }
 
 /// Unloads a model once its in-flight requests have been answered.
@@ -77,10 +85,36 @@ pub async fn load(
 pub async fn unload(
     State(service): State<Arc<Service>>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(), Error> {
+) -> Result<(), RepositoryError> {
+    service.repository_access.authorize_mutation(&headers)?;
     let _: ModelRequest = optional_json(body, "unload")?;
-    service.repository.unload_model(&name).await
+    Ok(service.repository.unload_model(&name).await?)
+}
+
+/// The error of a repository route: the server's error answer, with `WWW-Authenticate: Bearer` on a 401 (as
+/// HTTP requires, so clients know which credentials are asked for).
+pub struct RepositoryError(Error);
+
+impl From<Error> for RepositoryError {
+    fn from(error: Error) -> RepositoryError {
+        RepositoryError(error)
+    }
+}
+
+impl IntoResponse for RepositoryError {
+    fn into_response(self) -> Response {
+        let unauthenticated = matches!(self.0, Error::Unauthenticated(_));
+        let mut response = self.0.into_response();
+        if unauthenticated {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"model repository\""),
+            );
+        }
+        response
+    }
 }
 
 /// An empty body (or `null`) is the default request; anything else must be the JSON object.

@@ -145,8 +145,10 @@ impl ToSchema for TensorSpec {
 }
 
 /// Every error response: its status, the name under `#/components/responses/`, and when it happens.
-pub const ERROR_RESPONSES: [(u16, &str, &str); 9] = [
+pub const ERROR_RESPONSES: [(u16, &str, &str); 11] = [
     (400, "BadRequest", "The request is malformed or does not fit the model; the message names the tensor or field."),
+    (401, "Unauthorized", "The model repository API needs `Authorization: Bearer <token>` (repository_api_token) and it is missing or wrong."),
+    (403, "Forbidden", "The model repository API is disabled (repository_api_enabled), or the request looks cross-site (an Origin not allowed by cors_settings, a text/plain or form body)."),
     (404, "NotFound", "No such model, model version, or route."),
     (405, "MethodNotAllowed", "The route exists, not with this method (any route)."),
     (413, "PayloadTooLarge", "The request body is larger than the server's limit."),
@@ -216,7 +218,16 @@ pub struct RepositoryErrors;
 
 impl IntoResponses for RepositoryErrors {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        error_refs(&[400, 404, 501])
+        error_refs(&[400, 401, 403, 404, 501])
+    }
+}
+
+/// Errors of the repository index: a malformed body, or the repository API's access rules.
+pub struct RepositoryIndexErrors;
+
+impl IntoResponses for RepositoryIndexErrors {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        error_refs(&[400, 401, 403])
     }
 }
 

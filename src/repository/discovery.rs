@@ -17,6 +17,9 @@ pub struct ModelSource {
     pub settings: ModelSettings,
     /// The model-settings.json it came from; `uri` is relative to its folder.
     pub settings_path: PathBuf,
+    /// Built from the server's own settings (`MLSERVER_MODEL_URI`, `--model_name`/`--model_dir`), not from a
+    /// file in the repository: its file may lie outside the repository root (KServe's /mnt/models).
+    pub trusted_location: bool,
 }
 
 impl ModelSource {
@@ -45,6 +48,7 @@ impl ModelSource {
             version: settings.parameters.version.clone(),
             settings,
             settings_path: path.to_path_buf(),
+            trusted_location: false,
         })
     }
 
@@ -158,8 +162,11 @@ pub fn discover_all(root: &Path, defaults: Option<&ModelSettings>) -> Vec<ModelS
         .as_deref()
         .is_some_and(|uri| !uri.is_empty())
     {
-        // MLSERVER_MODEL_URI: relative to the repository root (KServe gives /mnt/models, absolute).
-        return vec![synthetic(root, root_name(root, given_name), defaults)];
+        // MLSERVER_MODEL_URI: relative to the repository root (KServe gives /mnt/models, absolute); a setting of
+        // the server's, so trusted wherever it points.
+        let mut source = synthetic(root, root_name(root, given_name), defaults);
+        source.trusted_location = true;
+        return vec![source];
     }
     discover_bare(root, given_name, &defaults)
 }
@@ -220,6 +227,7 @@ fn synthetic(folder: &Path, name: String, settings: ModelSettings) -> ModelSourc
         version: settings.parameters.version.clone(),
         settings,
         settings_path: folder.join(SETTINGS_FILE),
+        trusted_location: false,
     }
 }
 

@@ -69,7 +69,11 @@ impl Repository {
             .filter(|e| !ready_only || e.state == IndexState::Ready)
             .collect();
         if !ready_only {
-            for source in self.scan().await? {
+            let on_disk = self.scan().await?;
+            // Reasons of models no longer on disk go (the map only ever holds names found on disk).
+            self.lock_not_loaded()
+                .retain(|name, _| on_disk.iter().any(|s| &s.name == name));
+            for source in on_disk {
                 let version = source.version.clone().unwrap_or_default();
                 if entries
                     .iter()
@@ -112,8 +116,8 @@ impl Repository {
                 )));
             }
         }
-        let lock = self.admin_lock(name);
-        let _guard = lock.lock().await;
+        super::check_name_length(name)?;
+        let _guard = self.admin_lock(name).await;
         let mut sources: Vec<ModelSource> = Vec::new();
         for source in self.scan().await? {
             if source.name != name {
@@ -186,8 +190,12 @@ impl Repository {
     /// Unloads every version of `name`: new requests are refused, those in flight are answered, then the
     /// sessions are dropped and the model is forgotten. An unknown model is 404.
     pub async fn unload_model(&self, name: &str) -> Result<(), Error> {
-        let lock = self.admin_lock(name);
-        let _guard = lock.lock().await;
+        super::check_name_length(name)?;
+        // Neither registered nor being loaded: 404 without touching the lock map.
+        if self.versions_of(name).is_empty() && !self.admin_busy(name) {
+            return Err(Error::ModelNotFound(name.to_string()));
+        }
+        let _guard = self.admin_lock(name).await;
         let slots = self.versions_of(name);
         if slots.is_empty() {
             return Err(Error::ModelNotFound(name.to_string()));
@@ -287,19 +295,67 @@ impl Repository {
             .map_err(|e| Error::Internal(format!("scanning the model repository failed: {e}")))
     }
 
-    fn admin_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    /// Whether a load or unload of `name` is running or waiting.
+    fn admin_busy(&self, name: &str) -> bool {
         self.admin_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(name)
+    }
+
+    /// Waits for `name`'s admin lock; its entry goes when the last holder or waiter is done.
+    async fn admin_lock(&self, name: &str) -> AdminGuard<'_> {
+        let lock = self
+            .admin_locks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .entry(name.to_string())
             .or_default()
-            .clone()
+            .clone();
+        // The guard exists before the wait, so a cancelled request (client gone) also removes the entry.
+        let mut guard = AdminGuard {
+            repository: self,
+            name: name.to_string(),
+            lock: Some(lock.clone()),
+            held: None,
+        };
+        guard.held = Some(lock.lock_owned().await);
+        guard
     }
 
     fn lock_not_loaded(
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, String>> {
         self.not_loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Holds a model name's admin lock; on drop, releases it and removes the name's entry unless someone else
+/// holds or waits for it, so the map only holds the names being loaded or unloaded now.
+struct AdminGuard<'a> {
+    repository: &'a Repository,
+    name: String,
+    /// This guard's reference to the lock (counted in the entry's reference count).
+    lock: Option<Arc<tokio::sync::Mutex<()>>>,
+    held: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Drop for AdminGuard<'_> {
+    fn drop(&mut self) {
+        self.held.take();
+        self.lock.take();
+        let mut locks = self
+            .repository
+            .admin_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // Only the map's own reference left: nobody holds or waits for it (new waiters clone under this lock).
+        if locks
+            .get(&self.name)
+            .is_some_and(|lock| Arc::strong_count(lock) == 1)
+        {
+            locks.remove(&self.name);
+        }
     }
 }
 
@@ -334,4 +390,61 @@ async fn drain_and_drop(model: Arc<LoadedModel>) {
         tokio::time::sleep(DRAIN_POLL).await;
     }
     let _ = tokio::task::spawn_blocking(move || drop(model)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admin_entries(repo: &Repository) -> usize {
+        repo.admin_locks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
+    #[tokio::test]
+    async fn names_that_are_not_models_leave_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Arc::new(Repository::new(4, 1, dir.path().to_path_buf(), None));
+        for i in 0..200 {
+            let name = format!("{i}-{}", "x".repeat(300));
+            assert_eq!(
+                repo.load_model(&name, []).await,
+                Err(Error::ModelNotFound(name.clone()))
+            );
+            assert_eq!(
+                repo.unload_model(&name).await,
+                Err(Error::ModelNotFound(name))
+            );
+        }
+        assert_eq!(admin_entries(&repo), 0);
+        assert!(repo.lock_not_loaded().is_empty());
+        // An over-long name is unknown at once, and shown cut short.
+        let huge = "n".repeat(10 << 20);
+        let err = repo.load_model(&huge, []).await.unwrap_err().to_string();
+        assert!(err.len() < 200 && err.contains("10485760 bytes"), "{err}");
+        let err = repo.unload_model(&huge).await.unwrap_err().to_string();
+        assert!(err.len() < 200, "{err}");
+        assert!(repo.resolve(&huge, None).is_err());
+        assert_eq!(admin_entries(&repo), 0);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_request_keeps_the_entry_until_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Arc::new(Repository::new(4, 1, dir.path().to_path_buf(), None));
+        let first = repo.admin_lock("m").await;
+        let waiter = {
+            let repo = repo.clone();
+            tokio::spawn(async move {
+                let _second = repo.admin_lock("m").await;
+            })
+        };
+        tokio::task::yield_now().await;
+        drop(first);
+        assert!(admin_entries(&repo) <= 1);
+        waiter.await.unwrap();
+        assert_eq!(admin_entries(&repo), 0);
+    }
 }

@@ -1,8 +1,10 @@
 //! The model repository: which model versions exist, their state (loading, ready, unavailable, unloading), and
 //! loading them at start-up ([`lifecycle`]: the index, load and unload while running).
 
+pub mod access;
 pub mod discovery;
 pub mod lifecycle;
+pub mod roots;
 pub mod settings;
 
 use std::cmp::Ordering;
@@ -19,6 +21,7 @@ use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::DataType;
 use discovery::ModelSource;
 use ort::session::builder::PrepackedWeights;
+use roots::ModelRoots;
 use settings::{ModelSettings, TensorSettings};
 
 /// Where a model version is in its life.
@@ -67,6 +70,34 @@ impl Slot {
     }
 }
 
+/// Longest model name accepted from the network, in bytes; a longer one is unknown (404) without any lookup,
+/// lock or scan, and is shown cut short in the answer.
+pub const MAX_MODEL_NAME_BYTES: usize = 512;
+
+/// How much of an over-long name an error message shows.
+const SHOWN_NAME_BYTES: usize = 64;
+
+/// `name` as error messages show it: in full when it is at most [`MAX_MODEL_NAME_BYTES`], else its first
+/// bytes (cut on a character boundary) and its length.
+pub fn shown_name(name: &str) -> String {
+    if name.len() <= MAX_MODEL_NAME_BYTES {
+        return name.to_string();
+    }
+    let mut end = SHOWN_NAME_BYTES;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes)", &name[..end], name.len())
+}
+
+/// Refuses (404) a model name no model can have because it is over [`MAX_MODEL_NAME_BYTES`].
+pub fn check_name_length(name: &str) -> Result<(), Error> {
+    if name.len() > MAX_MODEL_NAME_BYTES {
+        return Err(Error::ModelNotFound(shown_name(name)));
+    }
+    Ok(())
+}
+
 fn label(name: &str, version: Option<&str>) -> String {
     match version {
         Some(v) => format!("{name} (version {v})"),
@@ -87,10 +118,15 @@ pub struct Repository {
     root: PathBuf,
     /// The model built from `MLSERVER_MODEL_*` / `--model_name`, for a folder without model-settings.json.
     defaults: Option<ModelSettings>,
-    /// One lock per model name: loads and unloads of one model run one after the other.
+    /// Where model files may lie (the root and `extra_model_roots`), and how paths are shown to clients.
+    roots: ModelRoots,
+    /// One lock per model name being loaded or unloaded now: loads and unloads of one model run one after the
+    /// other. An entry lives only while someone holds or waits for it ([`lifecycle`]'s `AdminGuard`), so names
+    /// sent by clients are not kept.
     admin_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Why a model on disk is not loaded, for the index: "unloaded", or the error of a failed load through the
-    /// repository API (such a model is not kept: it is unknown to requests, as in MLServer).
+    /// repository API (such a model is not kept: it is unknown to requests, as in MLServer). Only names found
+    /// on disk get an entry; the index drops those no longer there.
     not_loaded: Mutex<HashMap<String, String>>,
 }
 
@@ -107,11 +143,18 @@ impl Repository {
             queue_size,
             default_instances,
             startup_done: AtomicBool::new(false),
+            roots: ModelRoots::new(root.clone(), Vec::new()),
             root,
             defaults,
             admin_locks: Mutex::new(HashMap::new()),
             not_loaded: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Also allows model files under these folders (the `extra_model_roots` setting).
+    pub fn with_extra_roots(mut self, extra: Vec<PathBuf>) -> Repository {
+        self.roots = ModelRoots::new(self.root.clone(), extra);
+        self
     }
 
     /// Adds the sources as `Loading` slots; a second source with the same name and version is logged and skipped.
@@ -148,17 +191,18 @@ impl Repository {
         }
     }
 
-    /// Loads a model version (blocking), logging the outcome.
+    /// Loads a model version (blocking), logging the outcome. The reason returned (shown to clients) has the
+    /// host paths of the log line replaced by paths relative to the repository root.
     fn load_source(&self, label: &str, source: ModelSource) -> Result<Arc<LoadedModel>, String> {
         let started = std::time::Instant::now();
-        match load(source, self.queue_size, self.default_instances) {
+        match load(source, &self.roots, self.queue_size, self.default_instances) {
             Ok(model) => {
                 tracing::info!(model = %label, ms = started.elapsed().as_millis() as u64, "model loaded");
                 Ok(Arc::new(model))
             }
             Err(reason) => {
                 tracing::error!(model = %label, %reason, "model failed to load");
-                Err(reason)
+                Err(self.roots.without_host_paths(&reason))
             }
         }
     }
@@ -226,6 +270,7 @@ impl Repository {
 
     /// The slot for `name` and `version`; with no version, the default one (unversioned, else the highest).
     pub fn resolve(&self, name: &str, version: Option<&str>) -> Result<Arc<Slot>, Error> {
+        check_name_length(name)?;
         let models = self.models.read().unwrap_or_else(|e| e.into_inner());
         let versions = models
             .get(name)
@@ -238,7 +283,7 @@ impl Repository {
                 .cloned()
                 .ok_or_else(|| Error::VersionNotFound {
                     name: name.to_string(),
-                    version: wanted.to_string(),
+                    version: shown_name(wanted),
                 }),
             None => Ok(default_version(versions).clone()),
         }
@@ -311,10 +356,17 @@ pub fn compare_versions(a: &str, b: &str) -> Ordering {
 /// Loads a model version: resolves the file, starts its instances, checks the declared inputs/outputs.
 fn load(
     source: ModelSource,
+    roots: &ModelRoots,
     queue_size: usize,
     default_instances: usize,
 ) -> Result<LoadedModel, String> {
+    source.settings.check_numbers()?;
     let path = source.model_path()?;
+    let path = if source.trusted_location {
+        path
+    } else {
+        roots.confine(&source.label(), &path)?
+    };
     let instances = source
         .settings
         .parallel_workers
@@ -357,7 +409,7 @@ fn load(
             &source.settings.outputs,
         )?,
     };
-    let labels = read_labels(&source)?;
+    let labels = read_labels(&source, roots)?;
     Ok(LoadedModel {
         labels,
         name: source.name.clone(),
@@ -376,7 +428,10 @@ fn load(
 
 /// Class labels declared for outputs: `parameters.labels` (a list) or `parameters.labels_file` (one per line,
 /// relative to the settings file's folder).
-fn read_labels(source: &ModelSource) -> Result<HashMap<String, Vec<String>>, String> {
+fn read_labels(
+    source: &ModelSource,
+    roots: &ModelRoots,
+) -> Result<HashMap<String, Vec<String>>, String> {
     let mut labels = HashMap::new();
     for output in &source.settings.outputs {
         let Some(parameters) = &output.parameters else {
@@ -392,6 +447,11 @@ fn read_labels(source: &ModelSource) -> Result<HashMap<String, Vec<String>>, Str
             labels.insert(output.name.clone(), list);
         } else if let Some(file) = parameters.get("labels_file").and_then(|f| f.as_str()) {
             let path = source.folder().join(file);
+            let path = if source.trusted_location {
+                path
+            } else {
+                roots.confine(&source.label(), &path)?
+            };
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| format!("cannot read labels file {}: {e}", path.display()))?;
             labels.insert(

@@ -66,6 +66,17 @@ pub struct TensorSettings {
     pub parameters: Option<Parameters>,
 }
 
+/// Most instances of one model (as the server-wide `parallel_workers`).
+pub const MAX_PARALLEL_WORKERS: usize = 256;
+/// Largest adaptive batch.
+pub const MAX_BATCH_SIZE: usize = 65_536;
+/// Longest adaptive-batching wait, in seconds.
+pub const MAX_BATCH_TIME_SECONDS: f64 = 3600.0;
+/// Longest default request timeout, in seconds (a day).
+pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
+/// Most ONNX Runtime threads per session.
+pub const MAX_THREADS: u64 = 1024;
+
 const KNOWN_FIELDS: &[&str] = &[
     "name",
     "implementation",
@@ -97,6 +108,47 @@ impl ModelSettings {
         let settings =
             serde_json::from_value(value).map_err(|e| format!("invalid model settings: {e}"))?;
         Ok((settings, unknown))
+    }
+
+    /// Range checks of the numbers, so a model-settings.json can neither start thousands of threads nor make a
+    /// deadline overflow: a clear load error naming the field instead.
+    pub fn check_numbers(&self) -> Result<(), String> {
+        if let Some(workers) = self.parallel_workers {
+            if workers > MAX_PARALLEL_WORKERS {
+                return Err(format!(
+                    "parallel_workers must be at most {MAX_PARALLEL_WORKERS}, got {workers}"
+                ));
+            }
+        }
+        if self.max_batch_size > MAX_BATCH_SIZE {
+            return Err(format!(
+                "max_batch_size must be at most {MAX_BATCH_SIZE}, got {}",
+                self.max_batch_size
+            ));
+        }
+        if !(0.0..=MAX_BATCH_TIME_SECONDS).contains(&self.max_batch_time) {
+            return Err(format!(
+                "max_batch_time must be a number of seconds from 0 to {MAX_BATCH_TIME_SECONDS}, got {}",
+                self.max_batch_time
+            ));
+        }
+        if let Some(timeout) = self.parameters.extra.get("timeout").and_then(Value::as_f64) {
+            if timeout > MAX_TIMEOUT_SECONDS {
+                return Err(format!(
+                    "parameters.extra.timeout must be at most {MAX_TIMEOUT_SECONDS} seconds, got {timeout}"
+                ));
+            }
+        }
+        for key in ["intra_op_threads", "inter_op_threads"] {
+            if let Some(n) = self.parameters.extra.get(key).and_then(Value::as_u64) {
+                if n > MAX_THREADS {
+                    return Err(format!(
+                        "parameters.extra.{key} must be at most {MAX_THREADS}, got {n}"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether `implementation` selects the ONNX Runtime backend (`None` is decided by the uri).
@@ -212,6 +264,33 @@ fn lenient_opt_string<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let parse = |text: &str| ModelSettings::parse(text.as_bytes()).unwrap().0;
+        assert!(
+            parse(r#"{"max_batch_size": 8, "max_batch_time": 0.5, "parallel_workers": 2}"#)
+                .check_numbers()
+                .is_ok()
+        );
+        for (text, field) in [
+            (r#"{"parallel_workers": 100000}"#, "parallel_workers"),
+            (r#"{"max_batch_size": 10000000}"#, "max_batch_size"),
+            (r#"{"max_batch_time": 1e300}"#, "max_batch_time"),
+            (r#"{"max_batch_time": -1}"#, "max_batch_time"),
+            (
+                r#"{"parameters": {"extra": {"timeout": 1e300}}}"#,
+                "timeout",
+            ),
+            (
+                r#"{"parameters": {"extra": {"intra_op_threads": 100000}}}"#,
+                "intra_op_threads",
+            ),
+        ] {
+            let err = parse(text).check_numbers().unwrap_err();
+            assert!(err.contains(field), "{text}: {err}");
+        }
+    }
 
     #[test]
     fn parses_mlserver_settings() {
