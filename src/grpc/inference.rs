@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -19,12 +19,29 @@ use crate::service::Service;
 /// Responses a stream may hold ready before the client reads them; past that the stream waits for the client.
 const STREAM_BUFFER: usize = 16;
 
+/// How an open ModelStreamInfer stream ends when the server stops.
+const SHUTTING_DOWN: &str =
+    "the server is shutting down; requests not answered on this stream were not run";
+
+/// Completes when the server starts stopping; never without a stop flag.
+async fn server_stops(stopping: &mut Option<watch::Receiver<bool>>) {
+    match stopping {
+        Some(stop) => {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The inference service over the shared core.
 #[derive(Clone)]
 pub struct Inference {
     service: Arc<Service>,
     /// Largest message the server sends; a bigger response becomes RESOURCE_EXHAUSTED rather than a broken call.
     max_message_length: usize,
+    /// Turns true when the server stops: open ModelStreamInfer streams then end (after answering the request
+    /// in flight) instead of holding the shutdown until their clients close them.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Inference {
@@ -32,7 +49,15 @@ impl Inference {
         Inference {
             service,
             max_message_length,
+            stopping: None,
         }
+    }
+
+    /// Ends every open ModelStreamInfer stream when `stop` turns true, with UNAVAILABLE "the server is shutting
+    /// down", once the request being answered on it (if any) has its answer.
+    pub fn ending_streams_on(mut self, stop: watch::Receiver<bool>) -> Inference {
+        self.stopping = Some(stop);
+        self
     }
 
     /// One inference, shared by ModelInfer and ModelStreamInfer.
@@ -157,11 +182,16 @@ impl GrpcInferenceService for Inference {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let this = self.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
             loop {
                 let next = tokio::select! {
                     next = inbound.message() => next,
                     () = tx.closed() => break,
+                    () = server_stops(&mut stopping) => {
+                        let _ = tx.send(Err(Status::unavailable(SHUTTING_DOWN))).await;
+                        break;
+                    }
                 };
                 let (reply, last) = match next {
                     Ok(Some(message)) => (Ok(this.stream_reply(message).await), false),
