@@ -14,7 +14,8 @@
 //!   their requests are answered (the server bounds that wait by `graceful_shutdown_timeout`).
 //!
 //! Modules: [`policy`] (the settings of one listener), [`serve`] (the loop), [`state`] (one connection's
-//! timers), [`registry`] (the cap), [`tracked`] (socket and body wrappers), [`fd_limit`] (the default cap).
+//! timers), [`registry`] (the cap), [`tracked`] (socket and body wrappers), [`fd_limit`] (the default cap), [`trim`] (memory given back
+//! after a connection with many streams closes).
 
 pub mod fd_limit;
 pub mod policy;
@@ -22,6 +23,7 @@ pub mod registry;
 pub mod serve;
 pub mod state;
 pub mod tracked;
+pub mod trim;
 
 pub use policy::{Http2Limits, Policy};
 pub use serve::serve;

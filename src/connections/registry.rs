@@ -1,8 +1,11 @@
 //! A listener's open connections, its connection cap, and what happens at the cap: the longest-idle
-//! connection is closed to make room; when every connection has a request in flight the newcomer is refused.
+//! connection is closed to make room; when every connection has a request in flight the newcomer is refused;
+//! while many evicted connections are still closing, the newcomer waits for one of them to go.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use tokio::sync::Notify;
 
 use super::state::{now_ms, ConnState};
 
@@ -20,6 +23,9 @@ pub enum Admission {
     Admitted(Arc<ConnState>),
     /// At the cap with every connection busy: close it.
     Refused,
+    /// At the cap with [`EVICTION_SLACK`] evicted connections still closing: ask again once one has gone
+    /// ([`Registry::wait_for_close`]).
+    Wait,
 }
 
 /// The open connections of one listener.
@@ -29,6 +35,8 @@ pub struct Registry {
     /// Most open connections (`max_connections`).
     max: usize,
     inner: Mutex<Inner>,
+    /// Signalled when an evicted connection has gone.
+    evicted_gone: Notify,
 }
 
 #[derive(Default)]
@@ -49,6 +57,7 @@ impl Registry {
             name,
             max: max.max(1),
             inner: Mutex::new(Inner::default()),
+            evicted_gone: Notify::new(),
         }
     }
 
@@ -57,17 +66,18 @@ impl Registry {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let open = inner.live.len() - inner.evicting;
         if open >= self.max {
-            let victim = (inner.evicting < EVICTION_SLACK)
-                .then(|| {
-                    inner
-                        .live
-                        .values()
-                        .filter(|c| !c.is_evicted())
-                        .filter_map(|c| c.idle_since().map(|since| (since, c)))
-                        .min_by_key(|(since, c)| (*since, c.id))
-                        .map(|(_, c)| c.clone())
-                })
-                .flatten();
+            if inner.evicting >= EVICTION_SLACK {
+                return Admission::Wait;
+            }
+            let victim = Some(()).and_then(|()| {
+                inner
+                    .live
+                    .values()
+                    .filter(|c| !c.is_evicted())
+                    .filter_map(|c| c.idle_since().map(|since| (since, c)))
+                    .min_by_key(|(since, c)| (*since, c.id))
+                    .map(|(_, c)| c.clone())
+            });
             match victim {
                 Some(victim) if victim.evict() => {
                     inner.evicting += 1;
@@ -93,7 +103,15 @@ impl Registry {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.live.remove(&state.id).is_some() && state.is_evicted() {
             inner.evicting -= 1;
+            self.evicted_gone.notify_one();
         }
+    }
+
+    /// Waits (at most `limit`) until an evicted connection has gone; false if none went.
+    pub async fn wait_for_close(&self, limit: std::time::Duration) -> bool {
+        tokio::time::timeout(limit, self.evicted_gone.notified())
+            .await
+            .is_ok()
     }
 
     /// Open connections (evicted ones still closing included).
@@ -140,7 +158,7 @@ mod tests {
     fn admitted(registry: &Registry) -> Arc<ConnState> {
         match registry.admit() {
             Admission::Admitted(state) => state,
-            Admission::Refused => panic!("refused"),
+            Admission::Refused | Admission::Wait => panic!("not admitted"),
         }
     }
 
@@ -172,13 +190,15 @@ mod tests {
     }
 
     #[test]
-    fn evictions_in_progress_are_bounded() {
+    fn evictions_in_progress_are_bounded_and_newcomers_wait_for_them() {
         let registry = Registry::new("test", 1);
         let mut kept = vec![admitted(&registry)];
         for _ in 0..EVICTION_SLACK {
             kept.push(admitted(&registry));
         }
-        assert!(matches!(registry.admit(), Admission::Refused));
+        assert!(matches!(registry.admit(), Admission::Wait));
         assert_eq!(registry.len(), EVICTION_SLACK + 1);
+        registry.remove(&kept[0]);
+        assert!(matches!(registry.admit(), Admission::Admitted(_)));
     }
 }

@@ -62,8 +62,8 @@ where
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
                     let _ = stream.set_nodelay(true);
-                    match registry.admit() {
-                        Admission::Admitted(state) => {
+                    match admit(&registry).await {
+                        Some(state) => {
                             connections.spawn(serve_connection(
                                 builder.clone(),
                                 stream,
@@ -74,7 +74,7 @@ where
                                 stop.clone(),
                             ));
                         }
-                        Admission::Refused => refuse(stream, policy.refusal.as_deref()),
+                        None => refuse(stream, policy.refusal.as_deref()),
                     }
                 }
                 Err(e) if is_about_one_connection(&e) => {}
@@ -96,6 +96,22 @@ where
     drop(listener);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Admits a new connection, waiting (up to [`CLOSE_GRACE`] each time) while evicted connections are still closing
+/// so that a burst of newcomers does not outrun the evictions; `None`: refuse it.
+async fn admit(registry: &Registry) -> Option<Arc<ConnState>> {
+    loop {
+        match registry.admit() {
+            Admission::Admitted(state) => return Some(state),
+            Admission::Refused => return None,
+            Admission::Wait => {
+                if !registry.wait_for_close(CLOSE_GRACE).await {
+                    return None;
+                }
+            }
+        }
+    }
 }
 
 /// Completes when the stop flag turns true (or its sender is gone).
@@ -237,4 +253,7 @@ async fn serve_connection<S, B>(
         }
     }
     registry.remove(&state);
+    if state.peak_in_flight() >= super::trim::HEAVY_CONNECTION {
+        super::trim::after_heavy_connection();
+    }
 }

@@ -44,6 +44,8 @@ pub struct ConnState {
     pub id: u64,
     /// Requests (HTTP/2 streams) being answered, responses being sent included.
     in_flight: AtomicU32,
+    /// The most requests it had in flight at once.
+    peak_in_flight: AtomicU32,
     /// [`now_ms`] when it was accepted or its last request finished.
     idle_since: AtomicU64,
     /// [`now_ms`] of the first byte read since `idle_since`; 0: none yet.
@@ -63,6 +65,7 @@ impl ConnState {
         ConnState {
             id,
             in_flight: AtomicU32::new(0),
+            peak_in_flight: AtomicU32::new(0),
             idle_since: AtomicU64::new(now_ms()),
             first_byte: AtomicU64::new(0),
             served: AtomicBool::new(false),
@@ -75,7 +78,10 @@ impl ConnState {
     /// A request was dispatched on this connection; it counts as in flight until the guard drops (after its
     /// response body is sent, or when it is abandoned).
     pub fn begin_request(self: &std::sync::Arc<Self>, http2: bool) -> RequestGuard {
-        self.in_flight.fetch_add(1, Relaxed);
+        let now = self.in_flight.fetch_add(1, Relaxed) + 1;
+        if now > self.peak_in_flight.load(Relaxed) {
+            self.peak_in_flight.fetch_max(now, Relaxed);
+        }
         if !self.served.load(Relaxed) {
             self.http2.store(http2, Relaxed);
             self.served.store(true, Relaxed);
@@ -93,6 +99,11 @@ impl ConnState {
     /// No request is in flight.
     pub fn is_idle(&self) -> bool {
         self.in_flight.load(Relaxed) == 0
+    }
+
+    /// The most requests it had in flight at once.
+    pub fn peak_in_flight(&self) -> u32 {
+        self.peak_in_flight.load(Relaxed)
     }
 
     pub fn is_http2(&self) -> bool {
