@@ -573,7 +573,10 @@ async fn many_open_grpc_streams_are_bounded_and_memory_comes_back_after_they_clo
     // At least two thirds of what the streams took comes back (the rest is the allocator's fragmentation:
     // measured 14 KB per open stream, +144 MB for 10,240 and +38 MB left after they closed, debug build).
     let target = idle + (held.saturating_sub(idle)) / 3;
-    let after = rss_settles_below(pid, target).await;
+    // The memory comes back through a trim of the allocator's arenas: liveness at the target meanwhile.
+    let settling = liveness_during(&server.http, Some(pid), rss_settles_below(pid, target)).await;
+    settling.assert_live_within(LIVE);
+    let after = settling.result;
     eprintln!(
         "RSS idle {} MB, with {answered} open streams {} MB (peak {} MB), after closing {} MB; {} descriptors open",
         idle >> 20,

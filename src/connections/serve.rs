@@ -114,6 +114,12 @@ async fn admit(registry: &Registry) -> Option<Arc<ConnState>> {
     }
 }
 
+/// The connection speaks HTTP/2 (a GOAWAY tells its client to go): the gRPC listener's always do, a REST
+/// connection's requests tell.
+fn speaks_http2(state: &ConnState, policy: &Policy) -> bool {
+    policy.http2_only || (state.has_served() && state.is_http2())
+}
+
 /// Completes when the stop flag turns true (or its sender is gone).
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
@@ -221,7 +227,7 @@ async fn serve_connection<S, B>(
             }
             () = state.close.notified(), if closing.is_none() => {
                 // Evicted at the cap (an idle connection was chosen; a request may have come in since).
-                if state.is_idle() && !(state.has_served() && state.is_http2()) {
+                if state.is_idle() && !speaks_http2(&state, &policy) {
                     break;
                 }
                 conn.as_mut().graceful_shutdown();
@@ -239,9 +245,9 @@ async fn serve_connection<S, B>(
                             .deadline(&timeouts)
                             .is_some_and(|deadline| instant_of(deadline) <= Instant::now());
                         if expired {
-                            // Nothing in flight: HTTP/1.1 (or a connection that never sent a request) is just
-                            // closed; HTTP/2 is told with a GOAWAY.
-                            if !(state.has_served() && state.is_http2()) {
+                            // Nothing in flight: HTTP/1.1 (or a REST connection that never sent a request) is
+                            // just closed; HTTP/2 is told with a GOAWAY.
+                            if !speaks_http2(&state, &policy) {
                                 break;
                             }
                             conn.as_mut().graceful_shutdown();
