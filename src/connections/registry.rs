@@ -9,8 +9,8 @@ use tokio::sync::Notify;
 
 use super::state::{now_ms, ConnState};
 
-/// Connections chosen for eviction that may still be closing (an HTTP/2 one gets a GOAWAY and a second to
-/// go); past this many, newcomers are refused rather than more connections evicted, so that descriptors stay
+/// Idle connections chosen for eviction that may still be closing (an HTTP/2 one gets a GOAWAY and a second to
+/// go); past this many, a newcomer waits for one to go rather than more being evicted, so that descriptors stay
 /// bounded by the cap plus this.
 pub const EVICTION_SLACK: usize = 32;
 
@@ -43,8 +43,6 @@ pub struct Registry {
 struct Inner {
     live: HashMap<u64, Arc<ConnState>>,
     next_id: u64,
-    /// Evicted connections still in `live`.
-    evicting: usize,
     /// Counts since the last warning about the cap, and when it was logged.
     evicted_since_report: u64,
     refused_since_report: u64,
@@ -64,33 +62,38 @@ impl Registry {
     /// Admits a new connection, making room at the cap by evicting the connection idle the longest.
     pub fn admit(&self) -> Admission {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let open = inner.live.len() - inner.evicting;
-        if open >= self.max {
-            if inner.evicting >= EVICTION_SLACK {
-                return Admission::Wait;
-            }
-            let victim = Some(()).and_then(|()| {
-                inner
-                    .live
-                    .values()
-                    .filter(|c| !c.is_evicted())
-                    .filter_map(|c| c.idle_since().map(|since| (since, c)))
-                    .min_by_key(|(since, c)| (*since, c.id))
-                    .map(|(_, c)| c.clone())
-            });
-            match victim {
-                Some(victim) if victim.evict() => {
-                    inner.evicting += 1;
-                    inner.evicted_since_report += 1;
-                    victim.close.notify_one();
-                }
-                _ => {
-                    inner.refused_since_report += 1;
-                    self.report(&mut inner);
-                    return Admission::Refused;
+        if inner.live.len() >= self.max {
+            // Evicted connections with nothing in flight are about to go (within a second); an evicted one that
+            // took a request in the meantime finishes it first and counts as open, like any busy connection.
+            let mut closing = 0;
+            let mut victim: Option<(u64, &Arc<ConnState>)> = None;
+            for c in inner.live.values() {
+                match c.idle_since() {
+                    Some(_) if c.is_evicted() => closing += 1,
+                    Some(since) if victim.is_none_or(|(s, v)| (since, c.id) < (s, v.id)) => {
+                        victim = Some((since, c))
+                    }
+                    _ => {}
                 }
             }
-            self.report(&mut inner);
+            if inner.live.len() - closing >= self.max {
+                if closing >= EVICTION_SLACK {
+                    return Admission::Wait;
+                }
+                match victim.map(|(_, c)| c.clone()) {
+                    Some(victim) => {
+                        victim.evict();
+                        victim.close.notify_one();
+                        inner.evicted_since_report += 1;
+                    }
+                    None => {
+                        inner.refused_since_report += 1;
+                        self.report(&mut inner);
+                        return Admission::Refused;
+                    }
+                }
+                self.report(&mut inner);
+            }
         }
         inner.next_id += 1;
         let state = Arc::new(ConnState::new(inner.next_id));
@@ -102,7 +105,6 @@ impl Registry {
     pub fn remove(&self, state: &ConnState) {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.live.remove(&state.id).is_some() && state.is_evicted() {
-            inner.evicting -= 1;
             self.evicted_gone.notify_one();
         }
     }
@@ -187,6 +189,18 @@ mod tests {
         let _busy = (a.begin_request(false), b.begin_request(true));
         assert!(matches!(registry.admit(), Admission::Refused));
         assert_eq!(registry.len(), 2);
+    }
+
+    #[test]
+    fn an_evicted_connection_that_took_a_request_counts_as_busy_not_closing() {
+        let registry = Registry::new("test", 1);
+        let first = admitted(&registry);
+        let second = admitted(&registry);
+        assert!(first.is_evicted());
+        let _busy = first.begin_request(true);
+        // The first is busy (open), the second idle: the second makes room; nobody waits.
+        let _third = admitted(&registry);
+        assert!(second.is_evicted());
     }
 
     #[test]

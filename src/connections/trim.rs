@@ -1,7 +1,7 @@
 //! Giving memory back after a connection that held many requests at once (HTTP/2 streams) closes: thousands of
 //! streams leave their freed state in the allocator's arenas, which a trim returns to the system. The trim runs
-//! once closes have stopped for a moment (a burst of closes shares one trim, and the streams' tasks have ended
-//! by then), off the async runtime.
+//! once closes have stopped for a second (a burst of closes shares it), and once more 4 s later for stragglers,
+//! off the async runtime.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,6 +13,9 @@ pub const HEAVY_CONNECTION: u32 = 32;
 
 /// The trim runs once no heavy connection has closed for this long.
 const SETTLE: Duration = Duration::from_millis(1000);
+
+/// The second trim, this long after the first.
+const AGAIN_AFTER: Duration = Duration::from_secs(4);
 
 /// A trim is waiting.
 static SCHEDULED: AtomicBool = AtomicBool::new(false);
@@ -37,6 +40,10 @@ pub fn after_heavy_connection() {
             tokio::time::sleep(Duration::from_millis(settle - waited)).await;
         }
         SCHEDULED.store(false, Ordering::Release);
+        let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
+        // Again a little later, for what the streams' tasks freed after the first trim (on a busy machine they
+        // can take longer than the settling time to end).
+        tokio::time::sleep(AGAIN_AFTER).await;
         let _ = tokio::task::spawn_blocking(crate::memory::release_freed).await;
     });
 }
