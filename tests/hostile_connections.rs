@@ -113,7 +113,13 @@ async fn slowloris_headers_and_silent_connections_are_closed_at_the_header_read_
         let started = Instant::now();
         let (got, at) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
         let silent_closed = at.expect("a silent connection was kept 10 s") - started;
-        (closed, answer, silent_closed, got)
+        // The metrics listener has the same hygiene.
+        let metrics = s.server.metrics_addr.expect("metrics on");
+        let mut silent = TcpStream::connect(metrics).await.unwrap();
+        let started = Instant::now();
+        let (_, at) = read_until_closed(&mut silent, Duration::from_secs(10)).await;
+        let metrics_closed = at.expect("a silent metrics connection was kept 10 s") - started;
+        (closed, answer, silent_closed.max(metrics_closed), got)
     })
     .await;
     probed.assert_live_within(LIVE);
@@ -687,5 +693,34 @@ async fn shutdown_ends_idle_streams_at_once_and_answers_the_request_in_flight() 
     assert!(
         took < Duration::from_secs(5),
         "shutdown took {took:?} (graceful timeout 30 s)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
+    let root = tempfile::tempdir().unwrap();
+    slow_iris(root.path(), 3.0);
+    let s = TestServer::start_with(test_settings(root.path())).await;
+    let mut client = GrpcInferenceServiceClient::connect(format!("http://{}", s.server.grpc_addr))
+        .await
+        .unwrap();
+    let input = tensor(
+        "input",
+        vec![2, 4],
+        TensorData::Fp32(vec![5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]),
+    );
+    let mut request = tonic::Request::new(raw_request("slow", &[input]));
+    request.set_timeout(Duration::from_millis(300));
+    let started = Instant::now();
+    let status = client
+        .model_infer(request)
+        .await
+        .expect_err("past its deadline");
+    let took = started.elapsed();
+    assert_eq!(status.code(), Code::Cancelled, "{status:?}");
+    assert_eq!(status.message(), "Timeout expired");
+    assert!(
+        took < Duration::from_millis(2500),
+        "answered after {took:?}"
     );
 }
