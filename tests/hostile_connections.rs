@@ -724,3 +724,68 @@ async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
         "answered after {took:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_with_idle_connections_and_an_idle_stream_open_exits_at_once() {
+    let mut server = Spawned::start(
+        &["start", &common::bundled_repository().display().to_string()],
+        &[
+            ("MLSERVER_HOST", "127.0.0.1"),
+            ("MLSERVER_HTTP_PORT", "0"),
+            ("MLSERVER_GRPC_PORT", "0"),
+            ("MLSERVER_GRACEFUL_SHUTDOWN_TIMEOUT", "30"),
+        ],
+    );
+    server.wait_ready().await;
+    // An idle keep-alive REST connection, a silent connection, and an idle ModelStreamInfer stream.
+    let mut keep_alive = TcpStream::connect(&server.http).await.unwrap();
+    keep_alive
+        .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    assert_eq!(read_response(&mut keep_alive).await.0, 200);
+    let _silent = TcpStream::connect(&server.http).await.unwrap();
+    let mut client = GrpcInferenceServiceClient::connect(format!("http://{}", server.grpc))
+        .await
+        .unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::channel::<pb::ModelInferRequest>(1);
+    let mut stream = client
+        .model_stream_infer(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+
+    let started = Instant::now();
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(
+        unsafe { libc::kill(server.child.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = stream
+        .message()
+        .await
+        .expect_err("the stream ends with a status");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let exit = loop {
+        if let Some(exit) = server.child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let took = started.elapsed();
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after SIGTERM (graceful timeout 30 s)"
+    );
+    let (rest, at) = read_until_closed(&mut keep_alive, Duration::from_secs(1)).await;
+    assert!(
+        rest.is_empty() && at.is_some(),
+        "the keep-alive connection was closed"
+    );
+    eprintln!("exited {took:?} after SIGTERM");
+}
