@@ -63,7 +63,6 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     let rest_policy = Policy::rest(&settings, max_connections);
     let metrics_policy = Policy::metrics(&settings, max_connections);
     let grpc_policy = Policy::grpc(&settings, max_connections);
-    tracing::debug!(max_connections, "connection cap per listener");
     let service = Service::new(settings);
     let loader = service.clone();
     tokio::spawn(async move { loader.load_at_startup().await });

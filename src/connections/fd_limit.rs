@@ -52,6 +52,15 @@ pub fn default_max_connections(open_files: Option<u64>) -> usize {
     ((usable / 2) as usize).clamp(MIN_DERIVED_CONNECTIONS, MAX_DERIVED_CONNECTIONS)
 }
 
+/// Whether `cap` connections on each of the REST and gRPC listeners fit under `open_files` with
+/// [`RESERVED_FILES`] to spare.
+pub fn leaves_room(cap: usize, open_files: u64) -> bool {
+    (cap as u64)
+        .saturating_mul(2)
+        .saturating_add(RESERVED_FILES)
+        <= open_files
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,6 +79,7 @@ mod tests {
         );
         assert_eq!(default_max_connections(Some(16)), MIN_DERIVED_CONNECTIONS);
         assert_eq!(default_max_connections(None), 397);
+        assert!(leaves_room(51, 256) && leaves_room(64, 256) && !leaves_room(65, 256));
     }
 
     #[test]

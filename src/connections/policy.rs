@@ -47,12 +47,27 @@ pub fn seconds(seconds: f64) -> Option<Duration> {
         .flatten()
 }
 
-/// `max_connections`, or its default from the open-file limit (raised to the hard limit first).
+/// `max_connections`, or its default from the open-file limit; the soft open-file limit is raised to the hard
+/// limit first either way. Logs the cap, and warns when a configured cap leaves too few descriptors.
 pub fn max_connections(settings: &Settings) -> usize {
-    settings
-        .max_connections
-        .unwrap_or_else(|| fd_limit::default_max_connections(fd_limit::raise_open_file_limit()))
-        .max(1)
+    let open_files = fd_limit::raise_open_file_limit();
+    let derived = fd_limit::default_max_connections(open_files);
+    let cap = settings.max_connections.unwrap_or(derived).max(1);
+    let files = open_files.map_or_else(|| "unknown".to_string(), |n| n.to_string());
+    tracing::info!(
+        max_connections = cap,
+        open_file_limit = %files,
+        "at most {cap} connections per listener (REST, gRPC; open-file limit {files})"
+    );
+    let configured = settings.max_connections.is_some();
+    if configured && open_files.is_some_and(|n| !fd_limit::leaves_room(cap, n)) {
+        tracing::warn!(
+            "max_connections ({cap}) leaves too few of the open-file limit's {files} \
+             descriptors (the default would be {derived}): at the limit, new connections wait in the kernel's \
+             queue instead of evicting idle ones"
+        );
+    }
+    cap
 }
 
 impl Policy {
