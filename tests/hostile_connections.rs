@@ -23,6 +23,9 @@ use tonic::Code;
 /// The liveness target while an attack runs.
 const LIVE: Duration = Duration::from_millis(100);
 
+/// The tests of this file run one at a time: each measures latency, which the others' attacks would skew.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A test server on the bundled repository with `change` applied to its settings.
 async fn server_with(change: impl FnOnce(&mut Settings)) -> TestServer {
     let mut settings = test_settings(&common::bundled_repository());
@@ -83,6 +86,7 @@ async fn read_response(stream: &mut TcpStream) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn slowloris_headers_and_silent_connections_are_closed_at_the_header_read_timeout() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let s = server_with(|s| s.http_header_read_timeout = 1.0).await;
     let addr = s.server.http_addr;
     let probed = liveness_during(&addr.to_string(), None, async {
@@ -136,6 +140,7 @@ async fn slowloris_headers_and_silent_connections_are_closed_at_the_header_read_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_keep_alive_connections_close_after_the_timeout_but_a_slow_request_is_answered() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let s = server_with(|s| {
         s.http_keep_alive_timeout = 1.0;
         s.http_header_read_timeout = 5.0;
@@ -293,6 +298,7 @@ fn open_files(pid: u32) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn idle_connections_held_at_the_open_file_limit_do_not_lock_clients_out() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     // The reproduction: with 256 descriptors, 244 idle connections used to leave none for new clients.
     let server = spawn_with_open_files(256, &[]);
     server.wait_ready().await;
@@ -494,6 +500,7 @@ impl RawH2 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn grpc_advertises_and_enforces_max_concurrent_streams() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let s = server_with(|s| s.http2_max_concurrent_streams = 4).await;
     let grpc = s.server.grpc_addr.to_string();
     let probed = liveness_during(&s.server.http_addr.to_string(), None, async {
@@ -525,6 +532,7 @@ async fn grpc_advertises_and_enforces_max_concurrent_streams() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_open_grpc_streams_are_bounded_and_memory_comes_back_after_they_close() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let server = Spawned::start(
         &["start", &common::bundled_repository().display().to_string()],
         &[
@@ -613,7 +621,8 @@ fn slow_iris(root: &std::path::Path, wait: f64) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn shutdown_ends_idle_streams_at_once_and_answers_the_request_in_flight() {
+async fn shutdown_ends_idle_streams_within_two_seconds_and_answers_the_request_in_flight() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     slow_iris(root.path(), 1.0);
     let mut settings = test_settings(root.path());
@@ -685,19 +694,21 @@ async fn shutdown_ends_idle_streams_at_once_and_answers_the_request_in_flight() 
         assert_eq!(status.code(), Code::Unavailable, "{status:?}");
         assert!(status.message().contains("shutting down"), "{status:?}");
     }
+    // Streams end once idle for 2 s after the stop (the busy one: 2 s after its answer, at about 1 s).
     assert!(
-        idle_ended < Duration::from_millis(500),
-        "the idle stream took {idle_ended:?}"
+        idle_ended >= Duration::from_millis(1900) && idle_ended < Duration::from_millis(4000),
+        "the idle stream ended after {idle_ended:?}"
     );
     assert!(drained, "in-flight requests did not finish");
     assert!(
-        took < Duration::from_secs(5),
+        took < Duration::from_secs(6),
         "shutdown took {took:?} (graceful timeout 30 s)"
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
     slow_iris(root.path(), 3.0);
     let s = TestServer::start_with(test_settings(root.path())).await;
@@ -726,7 +737,8 @@ async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sigterm_with_idle_connections_and_an_idle_stream_open_exits_at_once() {
+async fn sigterm_with_idle_connections_and_an_idle_stream_open_exits_within_seconds() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut server = Spawned::start(
         &["start", &common::bundled_repository().display().to_string()],
         &[
@@ -779,7 +791,7 @@ async fn sigterm_with_idle_connections_and_an_idle_stream_open_exits_at_once() {
     let took = started.elapsed();
     assert!(exit.success(), "{exit:?}");
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(5),
         "exited {took:?} after SIGTERM (graceful timeout 30 s)"
     );
     let (rest, at) = read_until_closed(&mut keep_alive, Duration::from_secs(1)).await;

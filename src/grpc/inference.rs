@@ -25,6 +25,11 @@ const STREAM_BUFFER: usize = 16;
 const SHUTTING_DOWN: &str =
     "the server is shutting down; requests not answered on this stream were not run";
 
+/// Once the server stops, an open ModelStreamInfer stream still answers what its client sends (a client in the
+/// middle of its work finishes it) but ends when nothing has arrived for this long, so that an idle stream holds
+/// the shutdown this long rather than the whole `graceful_shutdown_timeout`.
+const STREAM_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Completes when the server starts stopping; never without a stop flag.
 async fn server_stops(stopping: &mut Option<watch::Receiver<bool>>) {
     match stopping {
@@ -41,8 +46,8 @@ pub struct Inference {
     service: Arc<Service>,
     /// Largest message the server sends; a bigger response becomes RESOURCE_EXHAUSTED rather than a broken call.
     max_message_length: usize,
-    /// Turns true when the server stops: open ModelStreamInfer streams then end (after answering the request
-    /// in flight) instead of holding the shutdown until their clients close them.
+    /// Turns true when the server stops: open ModelStreamInfer streams then end once idle for
+    /// [`STREAM_DRAIN_IDLE`] instead of holding the shutdown until their clients close them.
     stopping: Option<watch::Receiver<bool>>,
 }
 
@@ -55,8 +60,9 @@ impl Inference {
         }
     }
 
-    /// Ends every open ModelStreamInfer stream when `stop` turns true, with UNAVAILABLE "the server is shutting
-    /// down", once the request being answered on it (if any) has its answer.
+    /// Ends every open ModelStreamInfer stream after `stop` turns true, with UNAVAILABLE "the server is shutting
+    /// down", once it has been idle for [`STREAM_DRAIN_IDLE`] (what it is answering, and what arrives meanwhile,
+    /// get their answers first).
     pub fn ending_streams_on(mut self, stop: watch::Receiver<bool>) -> Inference {
         self.stopping = Some(stop);
         self
@@ -189,11 +195,16 @@ impl GrpcInferenceService for Inference {
         let this = self.clone();
         let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            let mut draining = false;
             loop {
                 let next = tokio::select! {
                     next = inbound.message() => next,
                     () = tx.closed() => break,
-                    () = server_stops(&mut stopping) => {
+                    () = server_stops(&mut stopping), if !draining => {
+                        draining = true;
+                        continue;
+                    }
+                    () = tokio::time::sleep(STREAM_DRAIN_IDLE), if draining => {
                         let _ = tx.send(Box::new(Err(Status::unavailable(SHUTTING_DOWN)))).await;
                         break;
                     }
