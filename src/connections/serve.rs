@@ -61,6 +61,7 @@ where
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _peer)) => {
+                    // Without TCP_NODELAY a small response waits for the client's delayed ACK (~40 ms a call).
                     let _ = stream.set_nodelay(true);
                     match admit(&registry).await {
                         Some(state) => {

@@ -37,8 +37,7 @@ pub mod pb {
 }
 
 /// Serves every gRPC service on `listener` under `policy` (connection cap, keep-alive pings, stream limit)
-/// until `stop` turns true; open ModelStreamInfer streams then end with UNAVAILABLE once their request in
-/// flight is answered.
+/// until `stop` turns true; open ModelStreamInfer streams then end with UNAVAILABLE once idle for 2 s.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
