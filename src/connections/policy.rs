@@ -28,7 +28,8 @@ pub struct Policy {
 /// HTTP/2 settings.
 #[derive(Debug, Clone, Default)]
 pub struct Http2Limits {
-    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised and enforced (`http2_max_concurrent_streams`).
+    /// SETTINGS_MAX_CONCURRENT_STREAMS advertised and enforced (`http2_max_concurrent_streams`, at least 1: 0
+    /// would refuse every call).
     pub max_concurrent_streams: u32,
     /// Interval of keep-alive pings; `None`: no pings.
     pub keep_alive_interval: Option<Duration>,
@@ -91,7 +92,7 @@ impl Policy {
             max_connections,
             http2_only: false,
             http2: Http2Limits {
-                max_concurrent_streams: settings.http2_max_concurrent_streams,
+                max_concurrent_streams: settings.http2_max_concurrent_streams.max(1),
                 ..Http2Limits::default()
             },
             refusal: Some(refusal.into_bytes()),
@@ -120,7 +121,7 @@ impl Policy {
             max_connections,
             http2_only: true,
             http2: Http2Limits {
-                max_concurrent_streams: settings.http2_max_concurrent_streams,
+                max_concurrent_streams: settings.http2_max_concurrent_streams.max(1),
                 keep_alive_interval: seconds(settings.grpc_keepalive_time),
                 keep_alive_timeout: seconds(settings.grpc_keepalive_timeout),
                 ..Http2Limits::default()
