@@ -10,12 +10,14 @@
 //! 4. The transport encodes the [`service::InferResponse`]; errors are one [`error::Error`] mapped once to a status.
 //!
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
-//! [`server`] (listeners and shutdown), [`metrics`] (Prometheus, MLServer's names).
+//! [`server`] (listeners and shutdown), [`connections`] (accepting and closing connections: timeouts, the
+//! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names).
 
 pub mod classification;
 pub mod cli;
 pub mod codec;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod grpc;
 pub mod healthcheck;

@@ -1,17 +1,17 @@
 //! Binding the listeners and running the server until it is told to stop, then draining in-flight requests.
+//! Each listener's connections are served by [`crate::connections`] (timeouts, the connection cap, HTTP/2 limits).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::Request;
-use axum::ServiceExt;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tower::Layer;
+use tower::{Layer, ServiceExt};
 
 use crate::config::Settings;
+use crate::connections::{self, Policy};
 use crate::http::hygiene;
 use crate::service::Service;
 
@@ -30,7 +30,7 @@ pub struct RunningServer {
     /// Set to true to stop accepting connections and start draining.
     stop: watch::Sender<bool>,
     http_task: JoinHandle<std::io::Result<()>>,
-    grpc_task: JoinHandle<Result<(), tonic::transport::Error>>,
+    grpc_task: JoinHandle<std::io::Result<()>>,
     metrics_task: Option<JoinHandle<std::io::Result<()>>>,
     upkeep_task: Option<JoinHandle<()>>,
 }
@@ -40,11 +40,6 @@ async fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     TcpListener::bind((host, port))
         .await
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: {e}")))
-}
-
-/// Completes when the stop flag turns true (or its sender is gone).
-async fn stopped(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }
 
 /// Binds the REST listener on `host:http_port`, the gRPC listener on `host:grpc_port` and, unless metrics are
@@ -64,6 +59,10 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
         .map(TcpListener::local_addr)
         .transpose()?;
     let root_path = settings.root_path.clone();
+    let max_connections = connections::policy::max_connections(&settings);
+    let rest_policy = Policy::rest(&settings, max_connections);
+    let metrics_policy = Policy::metrics(&settings, max_connections);
+    let grpc_policy = Policy::grpc(&settings, max_connections);
     let service = Service::new(settings);
     let loader = service.clone();
     tokio::spawn(async move { loader.load_at_startup().await });
@@ -71,18 +70,21 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
 
     let routes = hygiene::wrap(crate::http::router(service.clone()), &service);
     let app = tower::util::MapRequestLayer::new(hygiene::strip_root_path(&root_path)).layer(routes);
-    let http_stop = stopped(stop_rx.clone());
-    let http_task = tokio::spawn(async move {
-        axum::serve(listener, ServiceExt::<Request>::into_make_service(app))
-            .with_graceful_shutdown(http_stop)
-            .await
+    let app = app.map_request(|request: axum::http::Request<hyper::body::Incoming>| {
+        request.map(axum::body::Body::new)
     });
+    let http_task = tokio::spawn(connections::serve(
+        listener,
+        app,
+        rest_policy,
+        stop_rx.clone(),
+    ));
     tracing::info!(address = %http_addr, "HTTP server listening on {http_addr}");
 
     let grpc_service = service.clone();
-    let grpc_stop = stopped(stop_rx.clone());
+    let grpc_stop = stop_rx.clone();
     let grpc_task = tokio::spawn(async move {
-        let result = crate::grpc::serve(grpc_listener, grpc_service, grpc_stop).await;
+        let result = crate::grpc::serve(grpc_listener, grpc_service, grpc_policy, grpc_stop).await;
         if let Err(e) = &result {
             tracing::error!(error = %e, "the gRPC server stopped");
         }
@@ -93,13 +95,17 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     let (metrics_task, upkeep_task) = match (metrics_listener, &service.settings().metrics_endpoint)
     {
         (Some(metrics_listener), Some(endpoint)) => {
-            let app = crate::metrics::router(service.clone(), endpoint);
-            let metrics_stop = stopped(stop_rx.clone());
-            let task = tokio::spawn(async move {
-                axum::serve(metrics_listener, app)
-                    .with_graceful_shutdown(metrics_stop)
-                    .await
-            });
+            let app = crate::metrics::router(service.clone(), endpoint).map_request(
+                |request: axum::http::Request<hyper::body::Incoming>| {
+                    request.map(axum::body::Body::new)
+                },
+            );
+            let task = tokio::spawn(connections::serve(
+                metrics_listener,
+                app,
+                metrics_policy,
+                stop_rx.clone(),
+            ));
             let metrics = service.metrics().clone();
             let upkeep = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(METRICS_UPKEEP);
@@ -136,18 +142,26 @@ impl RunningServer {
         if let Some(upkeep) = self.upkeep_task.take() {
             upkeep.abort();
         }
-        let metrics_task = self.metrics_task.take();
+        let (http, grpc, metrics) = (
+            &mut self.http_task,
+            &mut self.grpc_task,
+            &mut self.metrics_task,
+        );
         let all = async {
-            let _ = tokio::join!(&mut self.http_task, &mut self.grpc_task, async {
-                if let Some(task) = metrics_task {
+            let _ = tokio::join!(http, grpc, async {
+                if let Some(task) = metrics {
                     let _ = task.await;
                 }
             });
         };
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("in-flight requests did not finish within {grace:?}; stopping anyway");
+            // Aborting a listener's task drops its connections too.
             self.http_task.abort();
             self.grpc_task.abort();
+            if let Some(task) = &self.metrics_task {
+                task.abort();
+            }
             return false;
         }
         true

@@ -1,10 +1,12 @@
 //! `inference.GRPCInferenceService`: thin handlers that decode the message, call the [`Service`], encode the answer.
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use prost::Message;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, non_empty};
@@ -19,12 +21,34 @@ use crate::service::Service;
 /// Responses a stream may hold ready before the client reads them; past that the stream waits for the client.
 const STREAM_BUFFER: usize = 16;
 
+/// How an open ModelStreamInfer stream ends when the server stops.
+const SHUTTING_DOWN: &str =
+    "the server is shutting down; requests not answered on this stream were not run";
+
+/// Once the server stops, an open ModelStreamInfer stream still answers what its client sends (a client in the
+/// middle of its work finishes it) but ends when nothing has arrived for this long, so that an idle stream holds
+/// the shutdown this long rather than the whole `graceful_shutdown_timeout`.
+const STREAM_DRAIN_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Completes when the server starts stopping; never without a stop flag.
+async fn server_stops(stopping: &mut Option<watch::Receiver<bool>>) {
+    match stopping {
+        Some(stop) => {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
 /// The inference service over the shared core.
 #[derive(Clone)]
 pub struct Inference {
     service: Arc<Service>,
     /// Largest message the server sends; a bigger response becomes RESOURCE_EXHAUSTED rather than a broken call.
     max_message_length: usize,
+    /// Turns true when the server stops: open ModelStreamInfer streams then end once idle for
+    /// [`STREAM_DRAIN_IDLE`] instead of holding the shutdown until their clients close them.
+    stopping: Option<watch::Receiver<bool>>,
 }
 
 impl Inference {
@@ -32,7 +56,16 @@ impl Inference {
         Inference {
             service,
             max_message_length,
+            stopping: None,
         }
+    }
+
+    /// Ends every open ModelStreamInfer stream after `stop` turns true, with UNAVAILABLE "the server is shutting
+    /// down", once it has been idle for [`STREAM_DRAIN_IDLE`] (what it is answering, and what arrives meanwhile,
+    /// get their answers first).
+    pub fn ending_streams_on(mut self, stop: watch::Receiver<bool>) -> Inference {
+        self.stopping = Some(stop);
+        self
     }
 
     /// One inference, shared by ModelInfer and ModelStreamInfer.
@@ -147,7 +180,10 @@ impl GrpcInferenceService for Inference {
         Ok(Response::new(self.infer(request.into_inner()).await?))
     }
 
-    type ModelStreamInferStream = ReceiverStream<Result<pb::ModelStreamInferResponse, Status>>;
+    /// The replies, boxed on the channel: tokio allocates a channel's first block of 32 slots when the channel
+    /// is made, and 32 unboxed replies (192 bytes each) would cost every open stream 6 KB before it sends anything.
+    type ModelStreamInferStream =
+        Pin<Box<dyn Stream<Item = Result<pb::ModelStreamInferResponse, Status>> + Send>>;
 
     /// Answers each request in order; a failed request is reported in its `error_message` and the stream
     /// goes on. A broken inbound stream (e.g. a message over the limit) ends the call with its status.
@@ -158,23 +194,35 @@ impl GrpcInferenceService for Inference {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let this = self.clone();
+        let mut stopping = self.stopping.clone();
         tokio::spawn(async move {
+            let mut draining = false;
             loop {
                 let next = tokio::select! {
                     next = inbound.message() => next,
                     () = tx.closed() => break,
+                    () = server_stops(&mut stopping), if !draining => {
+                        draining = true;
+                        continue;
+                    }
+                    () = tokio::time::sleep(STREAM_DRAIN_IDLE), if draining => {
+                        let _ = tx.send(Box::new(Err(Status::unavailable(SHUTTING_DOWN)))).await;
+                        break;
+                    }
                 };
                 let (reply, last) = match next {
                     Ok(Some(message)) => (Ok(this.stream_reply(message).await), false),
                     Ok(None) => break,
                     Err(status) => (Err(limits::resource_exhausted(status)), true),
                 };
-                if tx.send(reply).await.is_err() || last {
+                if tx.send(Box::new(reply)).await.is_err() || last {
                     break;
                 }
             }
         });
-        Ok(Response::new(ReceiverStream::new(rx)))
+        Ok(Response::new(Box::pin(
+            ReceiverStream::new(rx).map(|reply| *reply),
+        )))
     }
 
     async fn model_config(

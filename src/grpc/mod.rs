@@ -6,21 +6,25 @@
 //! - [`limits`]: the message size limit and its RESOURCE_EXHAUSTED answer.
 //! - [`triton`]: Triton's model configuration and statistics as messages.
 //! - [`repository`]: the model repository RPCs (index, load, unload).
+//! - [`deadline`]: the client's `grpc-timeout`, enforced.
+//!
+//! Connections are served by [`crate::connections`] (HTTP/2 only, keep-alive pings, stream and connection limits).
 
 pub mod convert;
+pub mod deadline;
 pub mod health;
 pub mod inference;
 pub mod limits;
 pub mod repository;
 pub mod triton;
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tokio::sync::watch;
+use tower::ServiceExt;
 
+use crate::connections::Policy;
 use crate::service::Service;
 
 /// The code generated from `proto/grpc_service.proto` (messages, server and client).
@@ -32,16 +36,18 @@ pub mod pb {
         tonic::include_file_descriptor_set!("inference_descriptor");
 }
 
-/// Serves every gRPC service on `listener` until `shutdown` completes.
+/// Serves every gRPC service on `listener` under `policy` (connection cap, keep-alive pings, stream limit)
+/// until `stop` turns true; open ModelStreamInfer streams then end with UNAVAILABLE once idle for 2 s.
 pub async fn serve(
     listener: TcpListener,
     service: Arc<Service>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
+    mut policy: Policy,
+    stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
     let limit = limits::max_message_length(service.settings());
     let metrics = service.metrics().clone();
     let inference = pb::grpc_inference_service_server::GrpcInferenceServiceServer::new(
-        inference::Inference::new(service.clone(), limit),
+        inference::Inference::new(service.clone(), limit).ending_streams_on(stop.clone()),
     )
     .max_decoding_message_size(limit)
     .max_encoding_message_size(limit);
@@ -58,16 +64,18 @@ pub async fn serve(
         .build_v1alpha()
         .expect("the descriptor sets built into the binary are valid");
     let request_id = axum::http::HeaderName::from_static(crate::http::hygiene::REQUEST_ID);
-    const STREAM_WINDOW: u32 = 8 << 20;
-    const CONNECTION_WINDOW: u32 = 32 << 20;
-    const MAX_FRAME: u32 = 1 << 20;
+    // Tensors are large: HTTP/2's 64 KiB default windows would make a client stop for a WINDOW_UPDATE round
+    // trip every 64 KiB of a request (about ten per MobileNet image); big frames mean fewer, larger chunks.
+    policy.http2.stream_window = Some(8 << 20);
+    policy.http2.connection_window = Some(32 << 20);
+    policy.http2.max_frame_size = Some(1 << 20);
+    let routes = tonic::service::Routes::new(inference)
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .prepare();
     // The first layer is the outermost: metrics see the final status code.
-    Server::builder()
-        // Tensors are large: HTTP/2's 64 KiB default windows would make a client stop for a WINDOW_UPDATE round
-        // trip every 64 KiB of a request (about ten per MobileNet image); big frames mean fewer, larger chunks.
-        .initial_stream_window_size(Some(STREAM_WINDOW))
-        .initial_connection_window_size(Some(CONNECTION_WINDOW))
-        .max_frame_size(Some(MAX_FRAME))
+    let app = tower::ServiceBuilder::new()
         .layer(crate::metrics::grpc::GrpcMetricsLayer::new(metrics))
         .layer(tower_http::request_id::SetRequestIdLayer::new(
             request_id.clone(),
@@ -84,14 +92,10 @@ pub async fn serve(
         .layer(tower::util::MapResponseLayer::new(
             limits::too_large_is_resource_exhausted,
         ))
-        .add_service(inference)
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        // TCP_NODELAY: without it a small response waits for the client's delayed ACK (~40 ms per call at c=1).
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await
+        .layer(deadline::GrpcTimeoutLayer)
+        .service(routes)
+        .map_request(|request: axum::http::Request<hyper::body::Incoming>| {
+            request.map(tonic::body::Body::new)
+        });
+    crate::connections::serve(listener, app, policy, stop).await
 }
