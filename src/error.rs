@@ -34,6 +34,9 @@ pub enum Error {
     /// The request ran out of its time.
     #[error("{0}")]
     Timeout(String),
+    /// The server-wide budget of bytes in flight (`max_bytes_in_flight`) cannot take this request now.
+    #[error("{0}")]
+    OverBudget(String),
     /// The request body is over the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -50,7 +53,7 @@ impl Error {
                 StatusCode::NOT_FOUND
             }
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::ModelNotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ModelNotReady(_) | Error::OverBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -69,7 +72,9 @@ impl Error {
             Error::MethodNotAllowed(_) | Error::Unsupported(_) => tonic::Code::Unimplemented,
             Error::ModelNotReady(_) => tonic::Code::Unavailable,
             Error::InvalidInput(_) => tonic::Code::InvalidArgument,
-            Error::Overloaded(_) | Error::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
+            Error::Overloaded(_) | Error::PayloadTooLarge(_) | Error::OverBudget(_) => {
+                tonic::Code::ResourceExhausted
+            }
             Error::Timeout(_) => tonic::Code::DeadlineExceeded,
             Error::Internal(_) => tonic::Code::Internal,
         }

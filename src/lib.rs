@@ -12,6 +12,7 @@
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
 //! [`server`] (listeners and shutdown), [`metrics`] (Prometheus, MLServer's names).
 
+pub mod admission;
 pub mod classification;
 pub mod cli;
 pub mod codec;

@@ -37,7 +37,10 @@ impl<T> Probed<T> {
 
     /// Asserts that every probe answered, within `limit`, and that at least one probe ran.
     pub fn assert_live_within(&self, limit: Duration) {
-        assert!(!self.latencies.is_empty(), "no liveness probe ran during the attack");
+        assert!(
+            !self.latencies.is_empty(),
+            "no liveness probe ran during the attack"
+        );
         assert_eq!(self.failures, 0, "liveness probes failed during the attack");
         assert!(
             self.worst() <= limit,
