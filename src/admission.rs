@@ -1,11 +1,12 @@
 //! Admission control against hostile traffic: a server-wide budget of request bytes in flight
-//! (`max_bytes_in_flight`), taken as a body is read and decoded and given back once its answer is sent, and a bound
-//! on the CPU-heavy work (decompression, decoding and encoding of large bodies) run off the async runtime.
+//! (`max_bytes_in_flight`), taken as a body is read and decoded and given back once its answer is sent, and a pool
+//! of low-priority threads, one per core, for the CPU-heavy work (decompression, decoding and encoding of large
+//! bodies) that must not run on the async runtime.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::Semaphore;
+use tokio::sync::oneshot;
 
 use crate::config::Settings;
 use crate::error::Error;
@@ -21,9 +22,15 @@ const MIN_DEFAULT_BUDGET: usize = 256 * 1024 * 1024;
 /// The server's admission state, shared by REST and gRPC.
 pub struct Admission {
     budget: Arc<Budget>,
-    /// One slot per core for blocking decode/encode work, so that it cannot crowd out the runtime's threads.
-    heavy: Arc<Semaphore>,
+    /// Work for the decoding threads; they end when this is dropped.
+    heavy: crossbeam_channel::Sender<Job>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// How much lower than the runtime's threads the decoding threads run (a nice value): when both want the CPU, the
+/// runtime's threads (health checks, small requests) get about nine tenths of it.
+const DECODE_NICENESS: i32 = 10;
 
 struct Budget {
     /// Most bytes held at once (`max_bytes_in_flight`).
@@ -35,12 +42,22 @@ struct Budget {
 impl Admission {
     pub fn new(settings: &Settings) -> Admission {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (heavy, jobs) = crossbeam_channel::unbounded::<Job>();
+        for i in 0..cores {
+            let jobs = jobs.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("oxinfer-decode-{i}"))
+                .spawn(move || decode_thread(jobs));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a decoding thread");
+            }
+        }
         Admission {
             budget: Arc::new(Budget {
                 limit: settings.max_bytes_in_flight.unwrap_or_else(default_budget),
                 used: AtomicUsize::new(0),
             }),
-            heavy: Arc::new(Semaphore::new(cores)),
+            heavy,
         }
     }
 
@@ -59,36 +76,53 @@ impl Admission {
         Permit {
             budget: self.budget.clone(),
             bytes: 0,
+            peak: 0,
         }
     }
 
-    /// Runs CPU-heavy `work` on a blocking thread, at most one per core at a time (later ones wait their turn
-    /// without holding a thread). The async runtime stays free to answer health checks and small requests.
+    /// Runs CPU-heavy `work` on one of the decoding threads (one per core, at a lower priority than the runtime's):
+    /// later work waits its turn in a queue without holding a thread, and the async runtime stays free to answer
+    /// health checks and small requests.
     pub async fn off_reactor<T, F>(&self, work: F) -> Result<T, Error>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let slot = self
-            .heavy
-            .clone()
-            .acquire_owned()
+        let (done, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = done.send(work());
+        });
+        self.heavy
+            .send(job)
+            .map_err(|_| Error::Internal("the decoding threads are gone".into()))?;
+        result
             .await
-            .map_err(|_| Error::Internal("the decoding pool is closed".into()))?;
-        tokio::task::spawn_blocking(move || {
-            let result = work();
-            drop(slot);
-            result
-        })
-        .await
-        .map_err(|e| Error::Internal(format!("decoding failed: {e}")))
+            .map_err(|_| Error::Internal("decoding failed (the work panicked)".into()))
     }
 }
 
-/// Bytes of one request counted against the budget; given back when dropped.
+/// A decoding thread: lowers its own priority, then runs jobs until the server is dropped. A panicking job is
+/// answered as an internal error (its result channel is dropped) and the thread goes on.
+fn decode_thread(jobs: crossbeam_channel::Receiver<Job>) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointers; on Linux the nice value of PRIO_PROCESS for a thread id is
+    // that thread's alone.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, DECODE_NICENESS);
+    }
+    for job in jobs {
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+    }
+}
+
+/// Bytes of one request counted against the budget; given back when dropped (after a large request, with a trim
+/// of the allocator's free memory: [`crate::memory::after_request`]).
 pub struct Permit {
     budget: Arc<Budget>,
     bytes: usize,
+    /// The most bytes held at once.
+    peak: usize,
 }
 
 impl Permit {
@@ -109,6 +143,7 @@ impl Permit {
         match taken {
             Ok(_) => {
                 self.bytes += more;
+                self.peak = self.peak.max(self.bytes);
                 Ok(())
             }
             Err(_) => Err(Error::OverBudget(format!(
@@ -125,6 +160,7 @@ impl Permit {
     pub fn force(&mut self, more: usize) {
         self.budget.used.fetch_add(more, Ordering::AcqRel);
         self.bytes += more;
+        self.peak = self.peak.max(self.bytes);
     }
 
     /// Holds exactly `bytes`, past the budget if need be (memory already spent, such as an encoded answer).
@@ -157,6 +193,7 @@ impl Permit {
 impl Drop for Permit {
     fn drop(&mut self) {
         self.budget.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        crate::memory::after_request(self.peak);
     }
 }
 
@@ -277,6 +314,19 @@ mod tests {
         let data: crate::tensor::BytesBuf = (0..1000).map(|_| &b""[..]).collect();
         let t = Tensor::new("s", vec![1000], TensorData::Bytes(data)).unwrap();
         assert!(tensor_bytes(std::slice::from_ref(&t)) >= 8000);
+    }
+
+    #[tokio::test]
+    async fn a_panic_in_heavy_work_is_an_error_and_the_pool_goes_on() {
+        let admission = admission(1000);
+        let error = admission
+            .off_reactor(|| -> u8 { panic!("boom") })
+            .await
+            .unwrap_err();
+        assert_eq!(error.http_status(), 500);
+        for _ in 0..8 {
+            assert_eq!(admission.off_reactor(|| 7).await.unwrap(), 7);
+        }
     }
 
     #[tokio::test]

@@ -2,35 +2,14 @@
 //! them must not leave the server's resident size at its peak). Measurements are in docs/security.md.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// A request that held at least this many bytes is followed by a trim (rate-limited); MobileNet-sized requests
 /// (a few MB) never are, so the common path gains no page faults.
-pub const LARGE_REQUEST_BYTES: usize = 32 * 1024 * 1024;
-
-/// Blocks this large or larger are mapped on their own and unmapped when freed. glibc's default threshold starts
-/// at 128 KiB and rises (up to 32 MiB) each time such a block is freed, after which a burst of large requests
-/// lands in the heap arenas and stays resident; a fixed threshold keeps large buffers out of the arenas while
-/// blocks of a few MB (a MobileNet request) still reuse heap memory without new page faults.
-const MMAP_THRESHOLD: i32 = 4 * 1024 * 1024;
+pub const LARGE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// Least time between two trims after large requests.
 const TRIM_INTERVAL_MS: u64 = 1000;
-
-/// Sets glibc's allocator up for a server (once; the operator's own `MALLOC_MMAP_THRESHOLD_` wins).
-pub fn tune_allocator() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
-            // SAFETY: mallopt only sets glibc's tunables; it takes no pointers.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
-            }
-        }
-    });
-}
 
 /// Loading a model parses the file and builds the session on a worker thread: the parsed copy of the weights and
 /// the scratch space are freed afterwards, but glibc keeps freed memory in its (per-thread) arenas. Trimming them
@@ -43,7 +22,7 @@ pub fn release_freed() {
     }
 }
 
-/// Called when a request that held `bytes` has been answered: after a large one, a trim of the arenas is scheduled
+/// Called when a request that held at most `bytes` is over (answered or refused): after a large one, a trim of the arenas is scheduled
 /// on a blocking thread, at most one a second; large requests that end while one is scheduled are covered by it,
 /// so the last request of a burst is trimmed after too. Small requests cost an integer comparison.
 pub fn after_request(bytes: usize) {

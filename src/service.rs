@@ -100,7 +100,6 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: Settings) -> Arc<Service> {
-        crate::memory::tune_allocator();
         Arc::new(Service {
             admission: Admission::new(&settings),
             repository: Arc::new(Repository::new(

@@ -94,7 +94,6 @@ impl Inference {
         } else {
             encode()
         };
-        crate::memory::after_request(permit.bytes().max(len));
         if len > self.max_message_length {
             return Err(Error::PayloadTooLarge(format!(
                 "the response is {len} bytes, over grpc_max_message_length ({} bytes)",

@@ -219,8 +219,6 @@ async fn run_infer(
     } else {
         encode()
     };
-    let held = permit.bytes().max(bytes.len());
-    crate::memory::after_request(held);
     // The outputs are gone; the encoded answer is held until the connection has sent it.
     permit.keep(bytes.len());
     let bytes = Bytes::from_owner(HeldBytes {
