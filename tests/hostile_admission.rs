@@ -309,3 +309,45 @@ where
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grpc_requests_over_the_budget_get_resource_exhausted() {
+    use oxinfer::grpc::pb;
+    use oxinfer::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
+    use oxinfer::grpc::pb::model_infer_request::InferInputTensor;
+
+    let (server, _dir) = spawn(&[("MLSERVER_MAX_BYTES_IN_FLIGHT", "1048576")]);
+    server.wait_ready().await;
+    let mut client = GrpcInferenceServiceClient::connect(format!("http://{}", server.grpc))
+        .await
+        .unwrap();
+    let request = |rows: usize| pb::ModelInferRequest {
+        model_name: "iris".into(),
+        inputs: vec![InferInputTensor {
+            name: "input".into(),
+            datatype: "FP32".into(),
+            shape: vec![rows as i64, 4],
+            ..Default::default()
+        }],
+        raw_input_contents: vec![Bytes::from(
+            [5.1f32, 3.5, 1.4, 0.2]
+                .repeat(rows)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect::<Vec<u8>>(),
+        )],
+        ..Default::default()
+    };
+    // 2 MiB of raw input under a 1 MiB budget.
+    let status = client.model_infer(request(131_072)).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("max_bytes_in_flight"),
+        "{status:?}"
+    );
+    // A small one goes through, and nothing stays held.
+    for _ in 0..3 {
+        let answer = client.model_infer(request(1)).await.unwrap().into_inner();
+        assert_eq!(answer.outputs.len(), 2);
+    }
+}
