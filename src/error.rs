@@ -34,6 +34,9 @@ pub enum Error {
     /// The request ran out of its time.
     #[error("{0}")]
     Timeout(String),
+    /// The server-wide budget of bytes in flight (`max_bytes_in_flight`) cannot take this request now.
+    #[error("{0}")]
+    OverBudget(String),
     /// The request body is over the configured limit.
     #[error("{0}")]
     PayloadTooLarge(String),
@@ -56,7 +59,7 @@ impl Error {
                 StatusCode::NOT_FOUND
             }
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Error::ModelNotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::ModelNotReady(_) | Error::OverBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
@@ -77,7 +80,9 @@ impl Error {
             Error::MethodNotAllowed(_) | Error::Unsupported(_) => tonic::Code::Unimplemented,
             Error::ModelNotReady(_) => tonic::Code::Unavailable,
             Error::InvalidInput(_) => tonic::Code::InvalidArgument,
-            Error::Overloaded(_) | Error::PayloadTooLarge(_) => tonic::Code::ResourceExhausted,
+            Error::Overloaded(_) | Error::PayloadTooLarge(_) | Error::OverBudget(_) => {
+                tonic::Code::ResourceExhausted
+            }
             Error::Timeout(_) => tonic::Code::DeadlineExceeded,
             Error::Internal(_) => tonic::Code::Internal,
             Error::Unauthenticated(_) => tonic::Code::Unauthenticated,
@@ -85,7 +90,9 @@ impl Error {
         }
     }
 
-    /// Logs a failed request: server-side failures as errors, rejected requests at debug level.
+    /// Logs a failed request: server faults (500) as errors; everything a client can cause at will (bad input,
+    /// unknown models, 503 while loading or over the admission budget, 429) at debug level, so that a client
+    /// cannot fill the logs.
     fn log(&self, server_error: bool) {
         let message = self.message();
         if server_error {
@@ -194,7 +201,7 @@ pub struct ErrorBody {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let status = self.http_status();
-        self.log(status.is_server_error());
+        self.log(status == StatusCode::INTERNAL_SERVER_ERROR);
         (
             status,
             Json(ErrorBody {

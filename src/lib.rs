@@ -13,6 +13,7 @@
 //! [`server`] (listeners and shutdown), [`connections`] (accepting and closing connections: timeouts, the
 //! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names).
 
+pub mod admission;
 pub mod classification;
 pub mod cli;
 pub mod codec;

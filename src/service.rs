@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::admission::Admission;
 use crate::classification;
 use crate::codec;
 use crate::config::Settings;
@@ -98,11 +99,14 @@ pub struct Service {
     settings: Settings,
     /// Prometheus metrics (recorded here for models, by the transports' layers for requests).
     metrics: Arc<Metrics>,
+    /// The budget of bytes in flight and the bound on off-runtime decoding, shared by both transports.
+    admission: Admission,
 }
 
 impl Service {
     pub fn new(settings: Settings) -> Arc<Service> {
         Arc::new(Service {
+            admission: Admission::new(&settings),
             repository: Arc::new(
                 Repository::new(
                     settings.model_queue_size,
@@ -124,6 +128,11 @@ impl Service {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The server-wide budget of bytes in flight and the pool for heavy decoding (see [`crate::admission`]).
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// Discovers and loads the repository's models, unless `load_models_at_startup` is off.

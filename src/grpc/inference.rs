@@ -15,8 +15,27 @@ use super::pb;
 use super::pb::grpc_inference_service_server::GrpcInferenceService;
 use super::repository;
 use super::triton;
+use crate::admission::{tensor_bytes, OFF_REACTOR_BYTES};
 use crate::error::Error;
 use crate::service::Service;
+
+/// What a decoded request message holds in memory, counted without walking its elements: raw contents, typed
+/// contents, and one `Vec` per BYTES element.
+fn message_bytes(message: &pb::ModelInferRequest) -> usize {
+    let raw: usize = message.raw_input_contents.iter().map(|r| r.len()).sum();
+    let typed: usize = message
+        .inputs
+        .iter()
+        .filter_map(|input| input.contents.as_ref())
+        .map(|c| {
+            c.bool_contents.len()
+                + 4 * (c.int_contents.len() + c.uint_contents.len() + c.fp32_contents.len())
+                + 8 * (c.int64_contents.len() + c.uint64_contents.len() + c.fp64_contents.len())
+                + std::mem::size_of::<Vec<u8>>() * c.bytes_contents.len()
+        })
+        .sum();
+    raw + typed + std::mem::size_of_val(message.inputs.as_slice())
+}
 
 /// Responses a stream may hold ready before the client reads them; past that the stream waits for the client.
 const STREAM_BUFFER: usize = 16;
@@ -68,10 +87,26 @@ impl Inference {
         self
     }
 
-    /// One inference, shared by ModelInfer and ModelStreamInfer.
+    /// One inference, shared by ModelInfer and ModelStreamInfer. The message's bytes, then its decoded inputs and
+    /// outputs, are held against the admission budget until the answer is handed to tonic; large messages are
+    /// converted, and large answers built, on a blocking thread.
     async fn infer(&self, message: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+        let admission = self.service.admission();
+        let mut permit = admission.permit();
+        let size = message_bytes(&message);
         let limits = crate::tensor::limits::Limits::from(self.service.settings());
-        let decoded = convert::infer_request(message, &limits)?;
+        permit.grow(size)?;
+        let convert = move || {
+            let decoded = convert::infer_request(message, &limits)?;
+            let bytes = tensor_bytes(&decoded.request.inputs);
+            Ok::<_, Error>((decoded, bytes))
+        };
+        let (decoded, input_bytes) = if size >= OFF_REACTOR_BYTES {
+            admission.off_reactor(convert).await??
+        } else {
+            convert()?
+        };
+        permit.set(input_bytes)?;
         let response = self
             .service
             .infer(
@@ -80,8 +115,19 @@ impl Inference {
                 decoded.request,
             )
             .await?;
-        let message = convert::infer_response(response, decoded.raw);
-        let len = message.encoded_len();
+        let outputs = tensor_bytes(&response.outputs);
+        permit.force(outputs);
+        let raw = decoded.raw;
+        let encode = move || {
+            let message = convert::infer_response(response, raw);
+            let len = message.encoded_len();
+            (message, len)
+        };
+        let (message, len) = if outputs >= OFF_REACTOR_BYTES {
+            admission.off_reactor(encode).await?
+        } else {
+            encode()
+        };
         if len > self.max_message_length {
             return Err(Error::PayloadTooLarge(format!(
                 "the response is {len} bytes, over grpc_max_message_length ({} bytes)",

@@ -1,8 +1,9 @@
 //! Reading an infer request body: whole, within `max_request_body_size`, and kept in the chunks it arrived in, so
 //! that binary tensor data is copied once, from those chunks straight into the tensors, and JSON is read in place.
+//! Every byte read is counted against the admission budget (`max_bytes_in_flight`) as it arrives.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
@@ -10,43 +11,73 @@ use axum::RequestExt;
 use bytes::{Buf, BufMut, BytesMut};
 use http_body_util::{BodyExt, LengthLimitError};
 
+use crate::admission::Permit;
 use crate::error::Error;
 use crate::service::Service;
 
-/// The whole body of an infer request, as received.
-pub struct InferBody(Chunks);
+/// The whole body of an infer request, as received, and the bytes it holds of the admission budget.
+pub struct InferBody(Chunks, Permit);
 
 impl InferBody {
-    /// The body as one buffer over its chunks (no copy).
-    pub fn into_buf(self) -> Chunks {
-        self.0
+    /// The body as one buffer over its chunks (no copy), and its permit.
+    pub fn into_parts(self) -> (Chunks, Permit) {
+        (self.0, self.1)
+    }
+}
+
+/// A request extension set when the body was already read and counted against the budget (decompressed
+/// bodies): the permit that holds it.
+#[derive(Clone)]
+pub struct Admitted(Arc<Mutex<Option<Permit>>>);
+
+impl Admitted {
+    pub fn new(permit: Permit) -> Admitted {
+        Admitted(Arc::new(Mutex::new(Some(permit))))
+    }
+
+    fn take(&self) -> Option<Permit> {
+        self.0.lock().ok()?.take()
     }
 }
 
 impl FromRequest<Arc<Service>> for InferBody {
     type Rejection = Error;
 
-    async fn from_request(request: Request, service: &Arc<Service>) -> Result<Self, Error> {
+    async fn from_request(mut request: Request, service: &Arc<Service>) -> Result<Self, Error> {
+        let admitted = request
+            .extensions_mut()
+            .remove::<Admitted>()
+            .and_then(|a| a.take());
+        let counted = admitted.is_some();
+        let mut permit = admitted.unwrap_or_else(|| service.admission().permit());
         // The limit is the router's `DefaultBodyLimit` (max_request_body_size), after any gzip decoding.
+        let limit = service.settings().max_request_body_size;
         let mut body = request.into_limited_body();
         let mut chunks = Chunks::default();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| {
                 if caused_by_limit(&e) {
-                    Error::PayloadTooLarge(format!(
-                        "request body is larger than the limit of {} bytes (max_request_body_size)",
-                        service.settings().max_request_body_size
-                    ))
+                    too_large(limit)
                 } else {
                     Error::InvalidInput(format!("cannot read the request body: {e}"))
                 }
             })?;
             if let Ok(data) = frame.into_data() {
+                if !counted {
+                    permit.grow(data.len())?;
+                }
                 chunks.push(data);
             }
         }
-        Ok(InferBody(chunks))
+        Ok(InferBody(chunks, permit))
     }
+}
+
+/// The answer to a body over `max_request_body_size` (after decompression).
+pub fn too_large(limit: usize) -> Error {
+    Error::PayloadTooLarge(format!(
+        "request body is larger than the limit of {limit} bytes (max_request_body_size)"
+    ))
 }
 
 /// Bytes held in the chunks they arrived in, read as one buffer.

@@ -6,19 +6,20 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use serde::{Deserialize, Serialize};
 
 use utoipa::{IntoParams, ToSchema};
 
 use super::binary::{split_body, BinaryOutputs, Body, HEADER_LENGTH};
-use super::body::InferBody;
+use super::body::{Chunks, InferBody};
 use super::schemas::{BinaryBody, InferErrors, ModelErrors, NotFoundError};
 use super::types::{parse_infer_request_with_binary, write_infer_response};
 use super::types::{InferRequestJson, InferResponseJson};
+use crate::admission::{tensor_bytes, Permit, OFF_REACTOR_BYTES};
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
-use crate::service::{ModelMetadata, ServerMetadata, Service};
+use crate::service::{InferRequest, ModelMetadata, ServerMetadata, Service};
 use crate::tensor::limits::Limits;
 use crate::tensor::rope::Rope;
 
@@ -177,28 +178,54 @@ pub async fn model_version_ready(
     model_ready_body(&service, path.name, Some(&path.version)).await
 }
 
+/// Decodes the body, runs the model, encodes the answer. Large bodies are decoded and large answers encoded on a
+/// blocking thread; the request's bytes (body, then decoded inputs, outputs and the encoded answer) are held
+/// against the admission budget until the answer has been sent.
 async fn run_infer(
-    service: &Service,
+    service: &Arc<Service>,
     name: &str,
     version: Option<&str>,
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, Error> {
-    let limits = Limits::from(service.settings());
-    let (request, raw_body) = match split_body(&headers, body.into_buf())? {
-        Body::Json(json) => (
-            parse_infer_request_with_binary(&Rope::new(json.parts()), Bytes::new(), &limits)?,
-            false,
-        ),
-        Body::Mixed { json, binary } => (
-            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary, &limits)?,
-            false,
-        ),
-        Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
+    let (body, mut permit) = body.into_parts();
+    let large = body.remaining() >= OFF_REACTOR_BYTES;
+    let decode = {
+        let (service, name, version) = (
+            service.clone(),
+            name.to_string(),
+            version.map(str::to_string),
+        );
+        move || {
+            let (request, raw) =
+                decode_request(&service, &name, version.as_deref(), &headers, body)?;
+            let bytes = tensor_bytes(&request.inputs);
+            Ok::<_, Error>((request, raw, bytes))
+        }
     };
+    let (request, raw_body, input_bytes) = if large {
+        service.admission().off_reactor(decode).await??
+    } else {
+        decode()?
+    };
+    // The body is gone; the decoded inputs are held instead.
+    permit.set(input_bytes)?;
     let binary = BinaryOutputs::from_request(&request, raw_body);
     let response = service.infer(name, version, request).await?;
-    let (bytes, json_len) = write_infer_response(&response, |name| binary.is_binary(name));
+    let outputs = tensor_bytes(&response.outputs);
+    permit.force(outputs);
+    let encode = move || write_infer_response(&response, |name| binary.is_binary(name));
+    let (bytes, json_len) = if outputs >= OFF_REACTOR_BYTES {
+        service.admission().off_reactor(encode).await?
+    } else {
+        encode()
+    };
+    // The outputs are gone; the encoded answer is held until the connection has sent it.
+    permit.keep(bytes.len());
+    let bytes = Bytes::from_owner(HeldBytes {
+        bytes,
+        _permit: permit,
+    });
     Ok(match json_len {
         None => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
         Some(len) => (
@@ -210,6 +237,40 @@ async fn run_infer(
         )
             .into_response(),
     })
+}
+
+/// The request of an infer body: JSON, JSON with binary tensors, or a raw body.
+fn decode_request(
+    service: &Service,
+    name: &str,
+    version: Option<&str>,
+    headers: &HeaderMap,
+    body: Chunks,
+) -> Result<(InferRequest, bool), Error> {
+    let limits = Limits::from(service.settings());
+    Ok(match split_body(headers, body)? {
+        Body::Json(json) => (
+            parse_infer_request_with_binary(&Rope::new(json.parts()), Bytes::new(), &limits)?,
+            false,
+        ),
+        Body::Mixed { json, binary } => (
+            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary, &limits)?,
+            false,
+        ),
+        Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
+    })
+}
+
+/// Response bytes that keep their share of the admission budget until the server has sent (and dropped) them.
+struct HeldBytes {
+    bytes: Vec<u8>,
+    _permit: Permit,
+}
+
+impl AsRef<[u8]> for HeldBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// The two infer routes (default version, one version): the same documentation, request and answers.

@@ -1,6 +1,7 @@
 //! HTTP hygiene around the REST routes: request ids (taken from `x-request-id` or generated, echoed back and
 //! put on every log line of the request), CORS from `cors_settings`, gzip/deflate of responses and request
-//! bodies (`gzip_enabled`), the request body limit (`max_request_body_size`), REST metrics, and `root_path`.
+//! bodies (`gzip_enabled`; requests are inflated off the async runtime by [`super::inflate`]), the request body
+//! limit (`max_request_body_size`), REST metrics, and `root_path`.
 
 use std::sync::Arc;
 
@@ -11,7 +12,6 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
-use tower_http::decompression::RequestDecompressionLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -79,7 +79,11 @@ pub fn wrap(router: Router, service: &Arc<Service>) -> Router {
     let request_id = HeaderName::from_static(REQUEST_ID);
     let mut router = router.layer(DefaultBodyLimit::max(settings.max_request_body_size));
     if settings.gzip_enabled {
-        router = router.layer(RequestDecompressionLayer::new());
+        // Not tower-http's RequestDecompressionLayer: it inflates on the async runtime as the body is polled.
+        router = router.layer(middleware::from_fn_with_state(
+            service.clone(),
+            super::inflate::inflate,
+        ));
     }
     router = router.layer(middleware::from_fn_with_state(
         settings.gzip_enabled,
@@ -103,8 +107,9 @@ pub fn wrap(router: Router, service: &Arc<Service>) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                // A 503 from /v2/health/ready while models load is an answer, not a server fault.
-                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN)),
+                // 5xx answers a client can cause at will (503 while loading or over the admission budget) are
+                // not server faults; a 500 is logged at ERROR where the error is turned into its answer.
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
 }

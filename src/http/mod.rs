@@ -5,6 +5,7 @@ mod body;
 mod docs;
 mod handlers;
 pub mod hygiene;
+mod inflate;
 pub mod openapi;
 mod repository;
 pub mod schemas;

@@ -93,6 +93,10 @@ pub fn shown_name(name: &str) -> String {
 /// Refuses (404) a model name no model can have because it is over [`MAX_MODEL_NAME_BYTES`].
 pub fn check_name_length(name: &str) -> Result<(), Error> {
     if name.len() > MAX_MODEL_NAME_BYTES {
+        if name.len() >= 1 << 20 {
+            // A multi-MB name came in a message decoded into buffers glibc would keep: give them back.
+            crate::memory::schedule_trim();
+        }
         return Err(Error::ModelNotFound(shown_name(name)));
     }
     Ok(())
