@@ -217,7 +217,8 @@ def codecs():
            "FP64", "BYTES"]
 
     def case(name, ct, input_dt, model_dt, shape, elements, resize=(0, 0), request_level=False, kind="corpus"):
-        head = bytes([cts.index(ct), dts.index(input_dt) | dts.index(model_dt) << 4, shape | (0x80 if request_level else 0)])
+        flags = (0x80 if request_level else 0) | (0x40 if max(resize) > 1024 else 0)
+        head = bytes([cts.index(ct), dts.index(input_dt) | dts.index(model_dt) << 4, shape | flags])
         write(kind, t, name, head + struct.pack("<HH", *resize) + elements)
 
     b = bytes_elements

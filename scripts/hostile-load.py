@@ -437,7 +437,7 @@ def case_wide_shape(server, scale):
         tensor = pb(1, b"input") + pb(2, b"FP32") + pb(3, b"\x01" * dims) + pb(5, pb(6, b"\x00\x00\x80\x3f"))
         code, details = grpc_call(server, "ModelInfer", pb(1, b"iris") + pb(5, tensor))
         t.add("grpc " + code)
-        t.sample += f"; gRPC {code} details {len(details)} B"
+        t.sample += f"; gRPC {code} details {len(details)} B: {details[:100]!r}"
     return t
 
 
