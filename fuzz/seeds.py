@@ -158,8 +158,9 @@ def rest_json():
     write("corpus", t, "not-object", b"[]")
     # A long name in an error: the message must not grow past the input.
     write("corpus", t, "long-name-error", infer([tensor("n" * 3000, "FP32", [2], [1])]))
-    # 20k-dimension shape: a 60 KB error body on main (3 bytes per dimension for 2 of input).
-    write("pending", t, "wide-shape-error", infer([tensor("x", "FP32", [1] * 20000, [1, 2])]))
+    # A 20k-dimension shape whose data does not fit it: the decode error does not list the shape. (The 3 MB error
+    # of issue 18 comes from the service's check against the model, out of this target's reach.)
+    write("corpus", t, "wide-shape-error", infer([tensor("x", "FP32", [1] * 20000, [1, 2])]))
 
 
 def rest_binary():
@@ -206,8 +207,8 @@ def grpc_infer():
     write("corpus", t, "unknown-datatype", grpc_request(grpc_input("x", "FP128", [1])))
     write("corpus", t, "invalid-utf8-name", grpc_request(grpc_input("ok", "FP32", [0])).replace(b"ok", b"\xff\xfe"))
     write("corpus", t, "long-name-error", grpc_request(grpc_input("n" * 3000, "FP32", [2])))
-    # A wide shape: the error lists it (3 bytes per dimension for 1 byte of varint) on main.
-    write("pending", t, "wide-shape-error", grpc_request(grpc_input("x", "FP32", [1] * 20000, packed(6, [1], "<f"))))
+    # A wide shape with too few elements: the error lists the shape (3 bytes per dimension for 1 byte of varint).
+    write("pending", t, "wide-shape-error", grpc_request(grpc_input("x", "FP32", [1] * 20000, packed(6, [1, 2], "<f"))))
 
 
 def codecs():
@@ -239,8 +240,9 @@ def codecs():
     case("img-base64", "pillow_image", "BYTES", "UINT8", 4, b(base64.b64encode(png(8, 8))), resize=(8, 8))
     case("img-not-image", "img", "BYTES", "UINT8", 5, b(b"GIF89a\x01\x00\x01\x00", b"\x00" * 16))
     case("img-truncated", "img", "BYTES", "UINT8", 5, b(png(8, 8)[:40]))
-    # Issue 18: a PNG header declaring 60000x60000 (10 GB of pixels), and a request resize to 20000x20000.
-    case("img-declared-huge", "img", "BYTES", "UINT8", 3, b(png_header_claiming(60000, 60000)), kind="pending")
+    # Issue 18: a PNG header declaring 60000x60000 (10 GB of pixels; the image crate's default allocation limit
+    # refuses it), and a request resize to 20000x20000 (1.2 GB, allocated on main).
+    case("img-declared-huge", "img", "BYTES", "UINT8", 3, b(png_header_claiming(60000, 60000)))
     case("img-resize-huge", "img", "BYTES", "UINT8", 3, b(png(8, 8)), resize=(20000, 20000), kind="pending")
 
 
