@@ -185,9 +185,10 @@ class Tally:
         return sum(self.answers.values())
 
 
-def parallel(n, fn):
+def parallel(n, fn, count=None):
+    """Calls fn(0..count) on n threads (count defaults to n)."""
     with ThreadPoolExecutor(n) as pool:
-        list(pool.map(lambda i: fn(i), range(n)))
+        list(pool.map(fn, range(n if count is None else count)))
 
 
 def model_input(server, model):
@@ -253,8 +254,9 @@ def case_gzip_bomb(server, scale):
 
 
 def case_bytes_amplification(server, scale):
-    """8 concurrent binary-extension BYTES tensors of 16M empty strings (64 MB raw, ~62 KB gzipped)."""
-    count = 16 * 1024 * 1024 if scale == "full" else 4 * 1024 * 1024
+    """8 concurrent binary-extension BYTES tensors of 16M empty strings (64 MB raw, ~62 KB gzipped; just under
+    the default 64 MiB body limit)."""
+    count = 16_000_000 if scale == "full" else 4_000_000
     spec = model_input(server, "simple_string")
     header = json.dumps({"inputs": [{"name": spec["name"], "datatype": "BYTES", "shape": [count],
                                      "parameters": {"binary_data_size": 4 * count}}]}).encode()
@@ -298,7 +300,7 @@ def case_long_names(server, scale):
         name = (str(i) + "n" * length)[:length]
         t.http(server.http, "POST", f"/v2/repository/models/{name}/" + ("load" if i % 2 else "unload"), b"{}",
                {"Content-Type": "application/json"}, timeout=30)
-    parallel(8, one)
+    parallel(8, one, n)
     if grpc:
         for i in range(20 if scale == "full" else 5):
             name = (str(i) + "g" * (10 << 20))[: 10 << 20].encode()
