@@ -191,12 +191,6 @@ def parallel(n, fn, count=None):
         list(pool.map(fn, range(n if count is None else count)))
 
 
-def model_input(server, model):
-    status, body = request(server.http, "GET", f"/v2/models/{model}")
-    meta = json.loads(body)
-    return meta["inputs"][0]
-
-
 def grpc_call(server, method, payload, timeout=60):
     """A unary gRPC call with a hand-encoded message: (code name, details)."""
     channel = grpc.insecure_channel(f"{server.grpc[0]}:{server.grpc[1]}", options=[
@@ -254,13 +248,24 @@ def case_gzip_bomb(server, scale):
 
 
 def case_bytes_amplification(server, scale):
-    """8 concurrent binary-extension BYTES tensors of 16M empty strings (64 MB raw, ~62 KB gzipped; just under
-    the default 64 MiB body limit)."""
-    count = 16_000_000 if scale == "full" else 4_000_000
-    spec = model_input(server, "simple_string")
-    header = json.dumps({"inputs": [{"name": spec["name"], "datatype": "BYTES", "shape": [count],
-                                     "parameters": {"binary_data_size": 4 * count}}]}).encode()
-    body = gzip.compress(header + bytes(4 * count), 6)
+    """8 concurrent binary-extension requests of 16M empty BYTES strings in all (64 MB raw, ~62 KB gzipped; just
+    under the default 64 MiB body limit), shaped to fit simple_string's inputs."""
+    total = 16_000_000 if scale == "full" else 4_000_000
+    status, meta = request(server.http, "GET", "/v2/models/simple_string")
+    specs = json.loads(meta)["inputs"]
+    inputs, raw = [], b""
+    for spec in specs:
+        inner = [d for d in spec["shape"][1:] if d > 0]  # the shape the model takes: [-1, 16] -> [n / 16, 16]
+        row = 1
+        for d in inner:
+            row *= d
+        shape = [total // len(specs) // row] + inner
+        count = shape[0] * row
+        inputs.append({"name": spec["name"], "datatype": "BYTES", "shape": shape,
+                       "parameters": {"binary_data_size": 4 * count}})
+        raw += bytes(4 * count)
+    header = json.dumps({"inputs": inputs}).encode()
+    body = gzip.compress(header + raw, 6)
     t = Tally()
     parallel(8, lambda i: t.http(server.http, "POST", "/v2/models/simple_string/infer", body, {
         "Content-Type": "application/octet-stream", "Content-Encoding": "gzip",
