@@ -26,7 +26,8 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
  -Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-sanitizer-coverage-stack-depth \
  --cfg fuzzing -Cdebug-assertions -Coverflow-checks"
 echo "== building fuzz targets ($TRIPLE)"
-cargo build --locked --release --target "$TRIPLE" --bins
+# Not --locked: fuzz/Cargo.lock follows the main crate's dependencies (cargo adds what they gain, keeping the pins).
+cargo build --release --target "$TRIPLE" --bins
 BIN="$ROOT/fuzz/target/$TRIPLE/release"
 failed=()
 for target in "${TARGETS[@]}"; do
