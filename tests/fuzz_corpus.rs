@@ -67,21 +67,6 @@ fn committed_corpus_replays_clean() {
     );
 }
 
-/// The hostile inputs that the other parts of issue 18 fix (error length, image and duration limits): run with
-/// `--ignored` once those land, then move fuzz/pending/<target>/* into fuzz/corpus/<target>/ and drop this test.
-#[test]
-#[ignore = "needs the issue-18 limits and settings-validation fixes"]
-fn pending_hostile_inputs_pass() {
-    let (ran, failed) = replay("pending");
-    assert!(ran > 0);
-    assert!(
-        failed.is_empty(),
-        "{} of {ran} failed:\n{}",
-        failed.len(),
-        failed.join("\n")
-    );
-}
-
 /// A JSON body of `n` one-element FP32 inputs, as in the issue's stall (150k inputs, ~9 MB).
 fn tiny_inputs(n: usize) -> Vec<u8> {
     let mut body = b"{\"inputs\":[".to_vec();
@@ -104,10 +89,9 @@ fn thousands_of_tiny_inputs_parse_alike() {
     checks::rest_json(&tiny_inputs(5_000));
 }
 
-/// The issue's 150k tiny inputs: must be refused (or parsed) in well under a second; the input lookup is
-/// quadratic on main (tens of seconds).
+/// The issue's 150k tiny inputs: must be refused (or parsed) in well under a second; it was quadratic
+/// before issue 18 (tens of seconds).
 #[test]
-#[ignore = "needs the issue-18 input limit / linear input lookup"]
 fn issue18_150k_tiny_inputs_are_quick() {
     let body = tiny_inputs(150_000);
     let started = std::time::Instant::now();
@@ -118,7 +102,6 @@ fn issue18_150k_tiny_inputs_are_quick() {
 
 /// The issue's 1e6-dimension shape, on REST and gRPC: the error must stay short (a 3 MB body on main).
 #[test]
-#[ignore = "needs the issue-18 shape-rank limit / error length bound"]
 fn issue18_million_dimension_shape_error_is_short() {
     let dims = vec!["1"; 1_000_000].join(",");
     let body = format!(

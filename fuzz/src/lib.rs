@@ -22,6 +22,7 @@ use oxinfer::model::TensorSpec;
 use oxinfer::repository::settings::ModelSettings;
 use oxinfer::service::InferRequest;
 use oxinfer::tensor::binary::{count_bytes_elements, decode_raw, raw_len};
+use oxinfer::tensor::limits::Limits;
 use oxinfer::tensor::rope::Rope;
 use oxinfer::tensor::{element_count, DataType, Parameters, Tensor};
 use prost::Message;
@@ -95,10 +96,14 @@ pub fn rest_binary(data: &[u8]) {
     let result = split_body(&headers, chunks).and_then(|split| match split {
         Body::Json(mut json) => {
             let json = json.copy_to_bytes(json.remaining());
-            parse_infer_request_with_binary(&Rope::new([&json[..]]), Bytes::new())
+            parse_infer_request_with_binary(
+                &Rope::new([&json[..]]),
+                Bytes::new(),
+                &Limits::default(),
+            )
         }
         Body::Mixed { json, binary } => {
-            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary)
+            parse_infer_request_with_binary(&Rope::new([&json[..]]), binary, &Limits::default())
         }
         Body::Raw(raw) => raw_body(raw).map(|tensor| InferRequest {
             inputs: vec![tensor],
@@ -113,7 +118,7 @@ pub fn grpc_infer(data: &[u8]) {
     let Ok(message) = ModelInferRequest::decode(data) else {
         return;
     };
-    let result = infer_request(message).map(|decoded| decoded.request);
+    let result = infer_request(message, &Limits::default()).map(|decoded| decoded.request);
     check_request(&result, data.len(), 0);
 }
 
@@ -178,7 +183,8 @@ pub fn codecs(data: &[u8]) {
         ..InferRequest::default()
     };
     let request_ct = ContentType::parse(content_type).filter(|_| shape & 0x80 != 0);
-    let result = decode_inputs(&mut request, &[spec], request_ct).map(|()| request);
+    let result =
+        decode_inputs(&mut request, &[spec], request_ct, &Limits::default()).map(|()| request);
     // Images decompress and resize: bounded by the pixel limit (4 channels), not by the input's size.
     let pixels = usize::try_from(Settings::default().max_image_pixels).unwrap_or(usize::MAX);
     check_request(&result, data.len(), pixels.saturating_mul(4));
@@ -225,7 +231,11 @@ pub fn settings(data: &[u8]) {
 
 /// Parses a JSON body that arrived in `parts`.
 fn parse_json_chunks(parts: &[&[u8]]) -> Result<InferRequest, Error> {
-    parse_infer_request_with_binary(&Rope::new(parts.iter().copied()), Bytes::new())
+    parse_infer_request_with_binary(
+        &Rope::new(parts.iter().copied()),
+        Bytes::new(),
+        &Limits::default(),
+    )
 }
 
 /// Cuts `body` into chunks at places chosen by `seed` (so that the fuzzer also explores the chunk borders).

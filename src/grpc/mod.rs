@@ -10,6 +10,7 @@
 //!
 //! Connections are served by [`crate::connections`] (HTTP/2 only, keep-alive pings, stream and connection limits).
 
+pub mod codec;
 pub mod convert;
 pub mod deadline;
 pub mod health;
