@@ -11,6 +11,9 @@ pub const LARGE_REQUEST_BYTES: usize = 16 * 1024 * 1024;
 /// Least time between two trims after large requests.
 const TRIM_INTERVAL_MS: u64 = 1000;
 
+/// When the second trim of a scheduled pair runs, after the first.
+const LATE_TRIM_MS: u64 = 2000;
+
 /// Loading a model parses the file and builds the session on a worker thread: the parsed copy of the weights and
 /// the scratch space are freed afterwards, but glibc keeps freed memory in its (per-thread) arenas. Trimming them
 /// returns those pages, so a server's resident size is what it holds, not what it once used.
@@ -32,7 +35,7 @@ pub fn after_request(bytes: usize) {
 }
 
 /// Schedules a trim of the arenas on a blocking thread, at most one a second (one already scheduled covers this
-/// call too).
+/// call too), and a second one two seconds after it.
 pub fn schedule_trim() {
     static LAST_TRIM_MS: AtomicU64 = AtomicU64::new(0);
     static SCHEDULED: AtomicBool = AtomicBool::new(false);
@@ -50,6 +53,10 @@ pub fn schedule_trim() {
         tokio::time::sleep(wait).await;
         SCHEDULED.store(false, Ordering::Release);
         LAST_TRIM_MS.store(now_ms(), Ordering::Release);
+        let _ = tokio::task::spawn_blocking(release_freed).await;
+        // Once more a little later: buffers freed only after the first trim (the last requests of a burst, the
+        // connection buffers of a client that has just gone) are given back too.
+        tokio::time::sleep(Duration::from_millis(LATE_TRIM_MS)).await;
         let _ = tokio::task::spawn_blocking(release_freed).await;
     });
 }
