@@ -192,24 +192,15 @@ async fn idle_keep_alive_connections_close_after_the_timeout_but_a_slow_request_
 
 /// The real binary with its open-file limit (soft and hard) set to `files`.
 fn spawn_with_open_files(files: u64, env: &[(&str, &str)]) -> Spawned {
-    use std::io::{BufRead, BufReader};
     use std::os::unix::process::CommandExt;
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oxinfer"));
-    command
-        .args(["start", &common::bundled_repository().display().to_string()])
-        .env("RUST_LOG", "info")
-        .env("MLSERVER_HTTP_PORT", "0")
-        .env("MLSERVER_GRPC_PORT", "0")
-        .env("MLSERVER_METRICS_PORT", "0")
-        .env("MLSERVER_HOST", "127.0.0.1")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped());
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("MLSERVER_")) {
-        command.env_remove(key);
-    }
-    for (key, value) in env {
-        command.env(key, value);
-    }
+    let repository = common::bundled_repository().display().to_string();
+    let mut all_env = vec![
+        ("MLSERVER_HTTP_PORT", "0"),
+        ("MLSERVER_GRPC_PORT", "0"),
+        ("MLSERVER_HOST", "127.0.0.1"),
+    ];
+    all_env.extend_from_slice(env);
+    let mut command = Spawned::command(&["start", &repository], &all_env);
     let limit = libc::rlimit {
         rlim_cur: files as libc::rlim_t,
         rlim_max: files as libc::rlim_t,
@@ -223,39 +214,7 @@ fn spawn_with_open_files(files: u64, env: &[(&str, &str)]) -> Spawned {
             Ok(())
         });
     }
-    let mut child = command.spawn().expect("the binary starts");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            for (kind, marker) in [
-                ("http", "HTTP server listening on "),
-                ("grpc", "gRPC server listening on "),
-            ] {
-                if let Some(rest) = line.split(marker).nth(1) {
-                    let addr = rest.split_whitespace().next().unwrap_or_default();
-                    let _ = tx.send((kind, addr.to_string()));
-                }
-            }
-            eprintln!("[oxinfer] {line}");
-        }
-    });
-    let mut spawned = Spawned {
-        child,
-        http: String::new(),
-        grpc: String::new(),
-    };
-    while spawned.http.is_empty() || spawned.grpc.is_empty() {
-        let (kind, addr) = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the binary logs its listening addresses");
-        if kind == "http" {
-            spawned.http = addr;
-        } else {
-            spawned.grpc = addr;
-        }
-    }
-    spawned
+    Spawned::run(command)
 }
 
 /// A flood (hundreds of connects or thousands of streams at once) is absorbed at the speed of the accept queue:

@@ -36,24 +36,6 @@ pub const ERROR_SLACK: usize = 1024;
 /// Decoded bytes allowed per input byte: `1,` (2 bytes of JSON) is 8 bytes of FP64/INT64.
 const AMPLIFICATION: usize = 4;
 
-/// Every datatype, indexed by a fuzz byte.
-const DATATYPES: [DataType; 14] = [
-    DataType::Bool,
-    DataType::Uint8,
-    DataType::Uint16,
-    DataType::Uint32,
-    DataType::Uint64,
-    DataType::Int8,
-    DataType::Int16,
-    DataType::Int32,
-    DataType::Int64,
-    DataType::Fp16,
-    DataType::Bf16,
-    DataType::Fp32,
-    DataType::Fp64,
-    DataType::Bytes,
-];
-
 /// The REST JSON parser on `data` as a small body (serde reads it whole), and again padded with leading
 /// whitespace past [`FAST_PATH_BYTES`] and cut into chunks (the envelope scan and the number reader): the two
 /// must agree, tensor for tensor.
@@ -141,8 +123,8 @@ pub fn codecs(data: &[u8]) {
         "img",
         "pillow_image",
     ][usize::from(*ct) % 8];
-    let input_type = DATATYPES[usize::from(types & 0x0f) % DATATYPES.len()];
-    let model_type = DATATYPES[usize::from(types >> 4) % DATATYPES.len()];
+    let input_type = DataType::ALL[usize::from(types & 0x0f) % DataType::ALL.len()];
+    let model_type = DataType::ALL[usize::from(types >> 4) % DataType::ALL.len()];
     let Ok(tensor) = raw_tensor("x", input_type, Bytes::copy_from_slice(elements)) else {
         return;
     };
@@ -258,7 +240,7 @@ fn raw_body(mut raw: impl Buf) -> Result<Tensor, Error> {
     if !raw.has_remaining() {
         return Err(Error::InvalidInput("empty".into()));
     }
-    let datatype = DATATYPES[usize::from(raw.get_u8()) % DATATYPES.len()];
+    let datatype = DataType::ALL[usize::from(raw.get_u8()) % DataType::ALL.len()];
     raw_tensor("raw", datatype, raw.copy_to_bytes(raw.remaining()))
 }
 

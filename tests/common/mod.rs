@@ -179,7 +179,11 @@ pub struct Spawned {
 impl Spawned {
     /// Runs `oxinfer ARGS` with `env` added (and no inherited MLSERVER_* variables), and waits for its listeners.
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Spawned {
-        use std::io::{BufRead, BufReader};
+        Spawned::run(Spawned::command(args, env))
+    }
+
+    /// The command [`Spawned::start`] runs, for a test to adjust (resource limits) before [`Spawned::run`].
+    pub fn command(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_oxinfer"));
         command
             .args(args)
@@ -194,6 +198,12 @@ impl Spawned {
         for (key, value) in env {
             command.env(key, value);
         }
+        command
+    }
+
+    /// Starts `command` (made by [`Spawned::command`]) and waits for its listeners.
+    pub fn run(mut command: std::process::Command) -> Spawned {
+        use std::io::{BufRead, BufReader};
         let mut child = command.spawn().expect("the binary starts");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
