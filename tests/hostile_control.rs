@@ -160,8 +160,10 @@ async fn names_that_are_not_models_are_404_and_leave_no_memory_behind() {
     probed.assert_live_within(LIVENESS_LIMIT);
     // On main every name was kept: +115 MB for 2,000 REST calls, +233 MB for 20 gRPC ones. Now nothing is
     // kept per name; what remains is glibc keeping up to a few freed 10 MB message buffers in its arenas
-    // (measured: +10 to +20 MiB, the same after 4 calls as after 40, while REST-only rounds stay flat; once +51
-    // MiB on a loaded CI machine before the trims were doubled). A leak would keep every 10 MB name: +200 MB.
+    // (measured: 0 to +40 MiB: the 10 MB frees merge into the top chunk of the runtime threads' glibc arenas,
+    // which malloc_trim does not give back; see docs/NOTES.md session 8). It was +120 MiB in a release build while
+    // gRPC decoded every large message in block_in_place, spreading them over many arenas (src/grpc/codec.rs now
+    // does that for inference requests only). A leak would keep every name: +200 MB.
     let allowed = before + 48 * 1024 * 1024;
     let after = rss_settles_below(pid, allowed).await;
     eprintln!(
