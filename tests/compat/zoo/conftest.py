@@ -18,9 +18,10 @@ _spec.loader.exec_module(_compat)
 Server = _compat.Server
 
 
-def write_repository(root, models):
+def write_repository(root, models, settings=None):
     """models: {name: onnx.ModelProto or path-writing callable(folder)}; writes NAME/model.onnx + a name-only
-    model-settings.json for each."""
+    model-settings.json for each. `settings` ({name: {field: value}}) adds fields to a model's settings file
+    (e.g. max_batch_size), for the few checks that need more than the name."""
     for name, model in models.items():
         folder = root / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -28,18 +29,21 @@ def write_repository(root, models):
             model(folder)
         else:
             onnx.save(model, str(folder / "model.onnx"))
-        (folder / "model-settings.json").write_text(json.dumps({"name": name}))
+        fields = {"name": name, **(settings or {}).get(name, {})}
+        (folder / "model-settings.json").write_text(json.dumps(fields))
     return root
 
 
 @pytest.fixture(scope="module")
 def zoo_server(tmp_path_factory):
-    """zoo_server(models) starts one server on a fresh repository holding `models`; stopped after the module."""
+    """zoo_server(models, settings=None) starts one server on a fresh repository holding `models` (see
+    write_repository); stopped after the module."""
     started = []
 
-    def start(models):
-        root = write_repository(tmp_path_factory.mktemp("zoo"), models)
+    def start(models, settings=None):
+        root = write_repository(tmp_path_factory.mktemp("zoo"), models, settings)
         server = Server(root)
+        server.root = root  # for tests that add a model later and load it through the repository API
         started.append(server)
         return server
 
