@@ -165,6 +165,11 @@ def test_pipeline_classifier_without_zipmap(zoo):
     assert [x.decode() if isinstance(x, bytes) else x for x in labels.ravel()] == list(clf.predict(df))
     probabilities = NumpyCodec.decode_output(outputs["probabilities"])
     np.testing.assert_allclose(probabilities, clf.predict_proba(df), rtol=1e-4, atol=1e-5)
+    # The string labels over gRPC (raw BYTES) and the binary extension.
+    for send in (infer_grpc, infer_binary):
+        got = send(server, "pipeline_classifier_nozipmap", columns(df))
+        assert [x.decode() for x in got["label"].ravel()] == list(clf.predict(df))
+        np.testing.assert_allclose(got["probabilities"], clf.predict_proba(df), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.xfail(reason="needs seq(map) outputs (issue 19 item 1)", strict=False)

@@ -92,9 +92,10 @@ def infer_json(server, model, arrays, **extra):
     return decode_outputs(answer)
 
 
-def infer_binary(server, model, arrays, outputs=None):
-    """Inference over the binary tensor data extension with tritonclient.http (binary inputs and outputs);
-    returns {name: array} for `outputs` (default: every output of the model's metadata)."""
+def infer_binary(server, model, arrays, outputs=None, binary=True):
+    """Inference over the binary tensor data extension with tritonclient.http (binary inputs and outputs, or
+    tritonclient's JSON with binary=False); returns {name: array} for `outputs` (default: every output of the
+    model's metadata)."""
     import tritonclient.http as httpclient
 
     client = httpclient.InferenceServerClient(server.http)
@@ -102,11 +103,11 @@ def infer_binary(server, model, arrays, outputs=None):
         inputs = []
         for name, array in arrays.items():
             tensor = httpclient.InferInput(name, list(array.shape), v2_datatype(array))
-            tensor.set_data_from_numpy(array, binary_data=True)
+            tensor.set_data_from_numpy(array, binary_data=binary)
             inputs.append(tensor)
         if outputs is None:
             outputs = [o["name"] for o in get(server, f"/v2/models/{model}")["outputs"]]
-        wanted = [httpclient.InferRequestedOutput(name, binary_data=True) for name in outputs]
+        wanted = [httpclient.InferRequestedOutput(name, binary_data=binary) for name in outputs]
         result = client.infer(model, inputs, outputs=wanted)
         return {name: result.as_numpy(name) for name in outputs}
     finally:
