@@ -93,7 +93,9 @@ MODELS = {"external_data": external("weights.bin"), "old_ir": old_ir(), "nonzero
 
 @pytest.fixture(scope="module")
 def server(zoo_server):
-    return zoo_server(MODELS)
+    # Compress again with adaptive batching on: its output rows do not follow its input rows.
+    return zoo_server({**MODELS, "compress_batched": MODELS["compress"]},
+                      settings={"compress_batched": {"max_batch_size": 8, "max_batch_time": 0.01}})
 
 
 def reference(name):
@@ -206,6 +208,27 @@ def test_compress_keeps_the_chosen_rows(server, transport):
         got = TRANSPORTS[transport](server, "compress", {"x": x, "keep": keep})["kept"]
         assert got.shape == (int(keep.sum()), 3)
         np.testing.assert_array_equal(got, x[keep])
+
+
+def test_compress_under_adaptive_batching(server):
+    """A batch of Compress requests yields fewer rows than it was given, so it cannot be split by rows: each
+    request must still get its own rows (the server runs them one by one)."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    barrier = threading.Barrier(8)
+
+    def client(c):
+        rng = np.random.default_rng(c)
+        for r in range(3):
+            x = rng.normal(size=(4, 3)).astype(np.float32)
+            keep = rng.random(4) < 0.5
+            barrier.wait(timeout=60)
+            got = infer_json(server, "compress_batched", {"x": x, "keep": keep})["kept"]
+            np.testing.assert_array_equal(got, x[keep])
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
 
 
 # --- scalars ----------------------------------------------------------------------------------------------------

@@ -88,7 +88,10 @@ def zoo(zoo_server):
                                           target_opset=15)
     models = {name: clamp_ir(m) for name, m in models.items()}
     fitted.update(trees)
-    server = zoo_server(models)
+    # The same regressor with adaptive batching on: string columns are joined and split with the numbers.
+    models["pipeline_regressor_batched"] = models["pipeline_regressor"]
+    server = zoo_server(models, settings={"pipeline_regressor_batched": {"max_batch_size": 8,
+                                                                         "max_batch_time": 0.01}})
     # Converted with defaults, a classifier's probabilities come out as a ZipMap (a sequence of maps). Written
     # into the repository after start-up and loaded through the repository API by its test, so that a load
     # failure is that test's answer and not a server that never gets ready.
@@ -170,6 +173,28 @@ def test_pipeline_classifier_without_zipmap(zoo):
         got = send(server, "pipeline_classifier_nozipmap", columns(df))
         assert [x.decode() for x in got["label"].ravel()] == list(clf.predict(df))
         np.testing.assert_allclose(got["probabilities"], clf.predict_proba(df), rtol=1e-4, atol=1e-5)
+
+
+def test_pipeline_regressor_batched_concurrent_frames(zoo):
+    """8 clients post PandasCodec frames of 1-5 rows at once to the batching model: every client gets its own
+    rows' predictions (MLServer's users have seen one request get everyone's, MLServer#1306)."""
+    from concurrent.futures import ThreadPoolExecutor
+    import threading
+
+    server, fitted = zoo
+    barrier = threading.Barrier(8)
+
+    def client(c):
+        for r in range(4):
+            df = frame(100 * c + r, 1 + (c + r) % 5)
+            barrier.wait(timeout=60)
+            got = NumpyCodec.decode_output(pandas_infer(server, "pipeline_regressor_batched", df).outputs[0])
+            np.testing.assert_allclose(got.ravel(), fitted["pipeline_regressor"].predict(df), rtol=1e-4, atol=1e-3)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(client, range(8)))
+    [stats] = get(server, "/v2/models/pipeline_regressor_batched/stats")["model_stats"]
+    assert stats["execution_count"] < stats["inference_count"], stats
 
 
 @pytest.mark.xfail(reason="needs seq(map) outputs (issue 19 item 1)", strict=False)
