@@ -145,6 +145,19 @@ def test_external_data_outside_the_model_folder_is_refused(server, where):
     assert name in answer["error"] and "external data" in answer["error"].lower(), answer
 
 
+def test_newest_ir_is_refused_with_the_reason(server):
+    """onnx 1.23 saves IR 14 by default; ONNX Runtime 1.31 reads up to IR 13. Such a file is refused at load
+    with the versions in the message (re-save it with `model.ir_version = 10`, as this suite does)."""
+    model = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "relu",
+                                                [value("x", TensorProto.FLOAT, ["N"])],
+                                                [value("y", TensorProto.FLOAT, ["N"])]),
+                              opset_imports=[helper.make_opsetid("", 17)], ir_version=14)
+    write_repository(server.root, {"ir14": model})
+    status, answer = post(server, "/v2/repository/models/ir14/load", {})
+    assert status == 400, answer
+    assert "ir14" in answer["error"] and "IR version: 14" in answer["error"], answer
+
+
 # --- old IR: initializers listed as graph inputs ----------------------------------------------------------------
 
 def test_old_ir_metadata_lists_only_the_real_inputs(server):
