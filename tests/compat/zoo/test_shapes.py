@@ -87,8 +87,26 @@ def half():
                       init)
 
 
+def exporter_names():
+    """Tensor names as exporters write them: PyTorch's `input.1`, tf2onnx's `serving_default_x:0`, `Identity:0`."""
+    nodes = [helper.make_node("Add", ["input.1", "serving_default_x:0"], ["Identity:0"])]
+    return make_model(nodes, [value("input.1", TensorProto.FLOAT, ["N", 2]),
+                              value("serving_default_x:0", TensorProto.FLOAT, ["N", 2])],
+                      [value("Identity:0", TensorProto.FLOAT, ["N", 2])])
+
+
+def dynamic_quantize():
+    """DynamicQuantizeLinear, the first step of a dynamically quantized model: UINT8 values plus a scalar FP32
+    scale and a scalar UINT8 zero point, all computed from the data."""
+    return make_model([helper.make_node("DynamicQuantizeLinear", ["x"], ["q", "scale", "zero_point"])],
+                      [value("x", TensorProto.FLOAT, ["N", 4])],
+                      [value("q", TensorProto.UINT8, ["N", 4]), value("scale", TensorProto.FLOAT, []),
+                       value("zero_point", TensorProto.UINT8, [])])
+
+
 MODELS = {"external_data": external("weights.bin"), "old_ir": old_ir(), "nonzero": nonzero(), "topk": topk(),
-          "compress": compress(), "scalars": scalars(), "fp16": half()}
+          "compress": compress(), "scalars": scalars(), "fp16": half(), "exporter_names": exporter_names(),
+          "dynamic_quantize": dynamic_quantize()}
 
 
 @pytest.fixture(scope="module")
@@ -288,6 +306,26 @@ def test_scalar_from_mlserver_numpy_codec(server):
     assert outputs["total"].shape == []
     assert NumpyCodec.decode_output(outputs["total"]) == np.float32(7.5)
     np.testing.assert_array_equal(NumpyCodec.decode_output(outputs["scaled"]), x * 2)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_dynamic_quantize_uint8_and_scalar_outputs(server, transport):
+    x = RNG.normal(size=(3, 4)).astype(np.float32)
+    got = TRANSPORTS[transport](server, "dynamic_quantize", {"x": x})
+    want = dict(zip(("q", "scale", "zero_point"), reference("dynamic_quantize").run(None, {"x": x})))
+    assert got["q"].dtype == np.uint8 and got["zero_point"].shape == () and got["scale"].shape == ()
+    np.testing.assert_array_equal(got["q"], want["q"])
+    np.testing.assert_array_equal(got["zero_point"], want["zero_point"])
+    np.testing.assert_allclose(got["scale"], want["scale"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_exporter_tensor_names(server, transport):
+    meta = get(server, "/v2/models/exporter_names")
+    assert [i["name"] for i in meta["inputs"]] == ["input.1", "serving_default_x:0"]
+    a, b = RNG.normal(size=(2, 2)).astype(np.float32), RNG.normal(size=(2, 2)).astype(np.float32)
+    got = TRANSPORTS[transport](server, "exporter_names", {"input.1": a, "serving_default_x:0": b})
+    np.testing.assert_array_equal(got["Identity:0"], a + b)
 
 
 # --- FP16 end to end --------------------------------------------------------------------------------------------
