@@ -6,6 +6,8 @@ check compares the server's answer with the library's own prediction."""
 
 import importlib.util
 import json
+import threading
+import urllib.request
 from pathlib import Path
 
 import onnx
@@ -16,6 +18,37 @@ _spec = importlib.util.spec_from_file_location("compat_conftest", Path(__file__)
 _compat = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_compat)
 Server = _compat.Server
+
+
+class ZooServer(Server):
+    """The compat Server on a zoo repository (kept as `root`), which gives up at once when a model failed to load
+    instead of waiting 60 s for a readiness that cannot come: it stops the process, so the failure shows the
+    server's log with the load error."""
+
+    def __init__(self, root):
+        self.root = root
+        done = threading.Event()
+        threading.Thread(target=self._stop_on_failed_load, args=(done,), daemon=True).start()
+        try:
+            super().__init__(root)
+        finally:
+            done.set()
+
+    def _stop_on_failed_load(self, done):
+        while not done.wait(0.2):
+            process = getattr(self, "process", None)
+            if process is None:
+                continue
+            request = urllib.request.Request(f"http://{self.http}/v2/repository/index", b"{}",
+                                             {"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(request, timeout=1) as r:
+                    index = json.load(r)
+            except OSError:
+                continue  # not listening yet: the models are still loading
+            if any(m["state"] == "UNAVAILABLE" and m.get("reason") for m in index):
+                process.terminate()
+                return
 
 
 def write_repository(root, models, settings=None):
@@ -37,13 +70,13 @@ def write_repository(root, models, settings=None):
 @pytest.fixture(scope="module")
 def zoo_server(tmp_path_factory):
     """zoo_server(models, settings=None) starts one server on a fresh repository holding `models` (see
-    write_repository); stopped after the module."""
+    write_repository); stopped after the module. `server.root` is the repository, for tests that add a model
+    later and load it through the repository API."""
     started = []
 
     def start(models, settings=None):
         root = write_repository(tmp_path_factory.mktemp("zoo"), models, settings)
-        server = Server(root)
-        server.root = root  # for tests that add a model later and load it through the repository API
+        server = ZooServer(root)
         started.append(server)
         return server
 
