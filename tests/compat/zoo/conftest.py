@@ -34,6 +34,10 @@ class ZooServer(Server):
         finally:
             done.set()
 
+    def add(self, models, settings=None):
+        """Writes more models into the running server's repository (load them with the repository API)."""
+        write_repository(self.root, models, settings)
+
     def _stop_on_failed_load(self, done):
         while not done.wait(0.2):
             process = getattr(self, "process", None)
@@ -70,8 +74,8 @@ def write_repository(root, models, settings=None):
 @pytest.fixture(scope="module")
 def zoo_server(tmp_path_factory):
     """zoo_server(models, settings=None) starts one server on a fresh repository holding `models` (see
-    write_repository); stopped after the module. `server.root` is the repository, for tests that add a model
-    later and load it through the repository API."""
+    write_repository); stopped after the module. `server.add(models)` writes more models into its repository
+    (`server.root`) later, for tests that load them through the repository API."""
     started = []
 
     def start(models, settings=None):

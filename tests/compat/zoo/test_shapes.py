@@ -9,7 +9,6 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-from conftest import write_repository
 from zoo_util import get, infer_binary, infer_grpc, infer_json, make_model, post
 
 TRANSPORTS = {"json": infer_json, "binary": infer_binary, "grpc": infer_grpc}
@@ -134,7 +133,7 @@ def test_external_data_is_read_from_the_model_folder(server):
 
 
 def test_external_data_missing_file_is_a_clear_load_error(server):
-    write_repository(server.root, {"external_missing": external("weights.bin")})
+    server.add({"external_missing": external("weights.bin")})
     (server.root / "external_missing" / "weights.bin").unlink()
     status, answer = post(server, "/v2/repository/models/external_missing/load", {})
     assert status == 400, answer
@@ -146,7 +145,7 @@ def test_external_data_outside_the_model_folder_is_refused(server, where):
     """A model file cannot make the server read files outside its own folder through external data (onnx's
     writer refuses such locations, so the location is rewritten by hand, as a hostile file would have it)."""
     name = f"external_escape_{where}"
-    write_repository(server.root, {name: external("weights.bin")})
+    server.add({name: external("weights.bin")})
     folder = server.root / name
     outside = server.root / f"{name}.bin"
     (folder / "weights.bin").rename(outside)
@@ -170,7 +169,7 @@ def test_newest_ir_is_refused_with_the_reason(server):
                                                 [value("x", TensorProto.FLOAT, ["N"])],
                                                 [value("y", TensorProto.FLOAT, ["N"])]),
                               opset_imports=[helper.make_opsetid("", 17)], ir_version=14)
-    write_repository(server.root, {"ir14": model})
+    server.add({"ir14": model})
     status, answer = post(server, "/v2/repository/models/ir14/load", {})
     assert status == 400, answer
     assert "ir14" in answer["error"] and "IR version: 14" in answer["error"], answer

@@ -11,7 +11,6 @@ import pytest
 from mlserver.codecs import NumpyCodec, PandasCodec
 from mlserver.types import InferenceResponse
 
-from conftest import write_repository
 from zoo_util import clamp_ir, get, infer_binary, infer_grpc, infer_json, post
 
 ROWS = 40
@@ -95,7 +94,7 @@ def zoo(zoo_server):
     # Converted with defaults, a classifier's probabilities come out as a ZipMap (a sequence of maps). Written
     # into the repository after start-up and loaded through the repository API by its test, so that a load
     # failure is that test's answer and not a server that never gets ready.
-    write_repository(server.root, {"pipeline_classifier": clamp_ir(to_onnx(
+    server.add({"pipeline_classifier": clamp_ir(to_onnx(
         fitted["pipeline_classifier"], train[:1], target_opset=17))})
     return server, fitted
 
