@@ -110,9 +110,11 @@ MODELS = {"external_data": external("weights.bin"), "old_ir": old_ir(), "nonzero
 
 @pytest.fixture(scope="module")
 def server(zoo_server):
-    # Compress again with adaptive batching on: its output rows do not follow its input rows.
-    return zoo_server({**MODELS, "compress_batched": MODELS["compress"]},
-                      settings={"compress_batched": {"max_batch_size": 8, "max_batch_time": 0.01}})
+    # Again with adaptive batching on: Compress's output rows do not follow its input rows, and
+    # DynamicQuantizeLinear's scalar scale belongs to the whole batch it ran on.
+    batched = {f"{name}_batched": MODELS[name] for name in ("compress", "dynamic_quantize")}
+    policy = {"max_batch_size": 8, "max_batch_time": 0.01}
+    return zoo_server({**MODELS, **batched}, settings={name: policy for name in batched})
 
 
 def reference(name):
@@ -240,25 +242,46 @@ def test_compress_keeps_the_chosen_rows(server, transport):
         np.testing.assert_array_equal(got, x[keep])
 
 
-def test_compress_under_adaptive_batching(server):
-    """A batch of Compress requests yields fewer rows than it was given, so it cannot be split by rows: each
-    request must still get its own rows (the server runs them one by one)."""
+def concurrently(clients, rounds, call):
+    """Runs call(client, round) for 8 clients at once, round by round (so requests meet in the batcher)."""
     import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    barrier = threading.Barrier(8)
+    barrier = threading.Barrier(clients)
 
     def client(c):
-        rng = np.random.default_rng(c)
-        for r in range(3):
-            x = rng.normal(size=(4, 3)).astype(np.float32)
-            keep = rng.random(4) < 0.5
+        for r in range(rounds):
             barrier.wait(timeout=60)
-            got = infer_json(server, "compress_batched", {"x": x, "keep": keep})["kept"]
-            np.testing.assert_array_equal(got, x[keep])
+            call(c, r)
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(client, range(8)))
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(client, range(clients)))
+
+
+def test_compress_under_adaptive_batching(server):
+    """A batch of Compress requests yields fewer rows than it was given, so it cannot be split by rows: each
+    request must still get its own rows (the server runs them one by one)."""
+    def call(c, r):
+        rng = np.random.default_rng(10 * c + r)
+        x = rng.normal(size=(4, 3)).astype(np.float32)
+        keep = rng.random(4) < 0.5
+        got = infer_json(server, "compress_batched", {"x": x, "keep": keep})["kept"]
+        np.testing.assert_array_equal(got, x[keep])
+
+    concurrently(8, 3, call)
+
+
+def test_dynamic_quantize_under_adaptive_batching(server):
+    """Each request gets the scale and zero point of its own data, not of the batch it was gathered into."""
+    def call(c, r):
+        x = (np.random.default_rng(10 * c + r).normal(size=(1 + c % 3, 4)) * (c + 1)).astype(np.float32)
+        got = infer_json(server, "dynamic_quantize_batched", {"x": x})
+        q, scale, zero_point = reference("dynamic_quantize").run(None, {"x": x})
+        np.testing.assert_array_equal(got["q"], q)
+        np.testing.assert_allclose(got["scale"], scale, rtol=1e-6)
+        np.testing.assert_array_equal(got["zero_point"], zero_point)
+
+    concurrently(8, 3, call)
 
 
 # --- scalars ----------------------------------------------------------------------------------------------------
