@@ -75,8 +75,8 @@ def tokens(seed, batch, length):
 
 
 def expected(reference, arrays):
+    """onnx's reference evaluator on one request (test_reference_matches_numpy checks it against numpy)."""
     hidden, pooled = reference.run(None, arrays)
-    # The same thing in plain numpy, so the reference itself is checked once.
     return {"last_hidden_state": hidden, "pooler_output": pooled}
 
 

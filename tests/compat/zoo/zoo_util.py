@@ -75,13 +75,9 @@ def get(server, path):
 
 
 def decode_outputs(answer):
-    """{name: numpy array} from a REST JSON inference response (checks each output's element count)."""
-    result = {}
-    for out in answer["outputs"]:
-        dtype = DTYPES[out["datatype"]]
-        data = np.array(out["data"], dtype=dtype).reshape(out["shape"])
-        result[out["name"]] = data
-    return result
+    """{name: numpy array} from a REST JSON inference response (reshape fails on a wrong element count)."""
+    return {out["name"]: np.array(out["data"], dtype=DTYPES[out["datatype"]]).reshape(out["shape"])
+            for out in answer["outputs"]}
 
 
 def infer_json(server, model, arrays, **extra):
