@@ -160,24 +160,36 @@ def test_classification_names_the_map_keys(zoo, name):
 
 
 def test_grpc_serves_the_zipmap_output(zoo):
-    import tritonclient.grpc as grpcclient
+    # tritonclient.grpc cannot be imported beside mlserver (the zoo's other modules): MLServer's own generated
+    # messages carry the same V2 wire format.
+    import grpc
+    from mlserver.grpc import dataplane_pb2 as pb
+    from mlserver.grpc import dataplane_pb2_grpc as pb_grpc
 
     server, models = zoo
     clf = models["forest-strings"][0]
-    client = grpcclient.InferenceServerClient(server.grpc)
-    meta = client.get_model_metadata("forest-strings", as_json=True)
-    probs = next(o for o in meta["outputs"] if o["name"] == "output_probability")
-    assert probs["shape"] == ["-1", str(len(clf.classes_))]
-    # Triton's TensorMetadata has no parameters field, so tritonclient drops the metadata's labels; the response
-    # outputs below carry them.
+    with grpc.insecure_channel(server.grpc) as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        meta = stub.ModelMetadata(pb.ModelMetadataRequest(name="forest-strings"), timeout=30)
+        probs = next(o for o in meta.outputs if o.name == "output_probability")
+        assert list(probs.shape) == [-1, len(clf.classes_)]
 
-    inputs = [grpcclient.InferInput("X", list(X.shape), "FP32")]
-    inputs[0].set_data_from_numpy(X)
-    wanted = [grpcclient.InferRequestedOutput("output_probability"), grpcclient.InferRequestedOutput("output_label")]
-    result = client.infer("forest-strings", inputs, outputs=wanted)
-    np.testing.assert_allclose(result.as_numpy("output_probability"), clf.predict_proba(X), atol=ATOL)
-    assert [s.decode() for s in result.as_numpy("output_label")] == list(clf.predict(X))
-    output = result.get_output("output_probability")  # (tritonclient 2.73's as_json=True returns None)
+        request = pb.ModelInferRequest(model_name="forest-strings")
+        request.inputs.add(name="X", datatype="FP32", shape=list(X.shape))
+        request.raw_input_contents.append(np.ascontiguousarray(X, dtype="<f4").tobytes())
+        request.outputs.add(name="output_probability")
+        request.outputs.add(name="output_label")
+        response = stub.ModelInfer(request, timeout=30)
+    outputs = {o.name: (i, o) for i, o in enumerate(response.outputs)}
+    index, probability = outputs["output_probability"]
+    got = np.frombuffer(response.raw_output_contents[index], dtype="<f4").reshape(list(probability.shape))
+    np.testing.assert_allclose(got, clf.predict_proba(X), atol=ATOL)
+    index, _ = outputs["output_label"]
+    raw, labels, at = response.raw_output_contents[index], [], 0
+    while at < len(raw):
+        n = int.from_bytes(raw[at:at + 4], "little")
+        labels.append(raw[at + 4:at + 4 + n].decode())
+        at += 4 + n
+    assert labels == list(clf.predict(X))
     # A list travels over gRPC as its JSON text (InferParameter has no list type).
-    assert json.loads(output.parameters["labels"].string_param) == classes(clf)
-    client.close()
+    assert json.loads(probability.parameters["labels"].string_param) == classes(clf)

@@ -196,7 +196,6 @@ def test_pipeline_regressor_batched_concurrent_frames(zoo):
     assert stats["execution_count"] < stats["inference_count"], stats
 
 
-@pytest.mark.xfail(reason="needs seq(map) outputs (issue 19 item 1)", strict=False)
 def test_pipeline_classifier_with_default_zipmap(zoo):
     """skl2onnx's default classifier output: labels plus a ZipMap of {class: probability} per row."""
     server, fitted = zoo
@@ -209,7 +208,12 @@ def test_pipeline_classifier_with_default_zipmap(zoo):
     assert status == 200, answer
     outputs = {o["name"]: o for o in answer["outputs"]}
     assert outputs["output_label"]["data"] == list(clf.predict(df))
-    assert "output_probability" in outputs
+    # The ZipMap is served as [N, K] with the class keys as parameters.labels (README, Non-tensor outputs).
+    probability = outputs["output_probability"]
+    assert probability["shape"] == [len(df), len(clf.classes_)]
+    assert probability["parameters"]["labels"] == [str(c) if isinstance(c, str) else c for c in clf.classes_]
+    np.testing.assert_allclose(np.array(probability["data"]).reshape(probability["shape"]),
+                               clf.predict_proba(df), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["gradient_boosting", "random_forest", "xgboost", "lightgbm"])

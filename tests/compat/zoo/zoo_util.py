@@ -59,14 +59,15 @@ def json_input(name, array):
 
 
 def post(server, path, body, timeout=30):
-    """POSTs JSON; returns (status, decoded JSON body) for 2xx and 4xx/5xx alike."""
+    """POSTs JSON; returns (status, decoded JSON body, None when empty) for 2xx and 4xx/5xx alike."""
     request = urllib.request.Request(f"http://{server.http}{path}", json.dumps(body).encode(),
                                      {"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as r:
-            return r.status, json.load(r)
+            status, body = r.status, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, json.load(e)
+        status, body = e.code, e.read()
+    return status, json.loads(body) if body else None
 
 
 def get(server, path):
