@@ -92,9 +92,10 @@ impl Telemetry {
     /// runtime (the gRPC channel's connection task lives there). Nothing connects until the first export.
     ///
     /// The span's resource: `service.name` is `OTEL_SERVICE_NAME` when set, else `server_name` (MLServer uses
-    /// `server_name`); `service.version` is `server_version`; `OTEL_RESOURCE_ATTRIBUTES` adds attributes. The
-    /// exporter also honours the standard `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS` and
-    /// `OTEL_BSP_*` variables.
+    /// `server_name`; KServe sets `OTEL_SERVICE_NAME`); `service.version` is `server_version`;
+    /// `OTEL_RESOURCE_ATTRIBUTES` adds attributes. The SDK also honours the standard `OTEL_TRACES_SAMPLER`,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_HEADERS` and `OTEL_BSP_*` variables; its own errors (a
+    /// failed export) are logged through `tracing` (feature `internal-logs`).
     pub fn start(settings: &Settings) -> Result<Option<Telemetry>, Error> {
         let Some(value) = settings.tracing_server.as_deref().filter(|v| !v.is_empty()) else {
             return Ok(None);
