@@ -116,6 +116,10 @@ pub struct StartArgs {
     /// [env: MLSERVER_GRACEFUL_SHUTDOWN_TIMEOUT] [default: 30].
     #[arg(long)]
     pub graceful_shutdown_timeout: Option<f64>,
+    /// Export OpenTelemetry traces of inference requests to this OTLP/gRPC collector, host:port, without TLS
+    /// (MLServer's setting) [env: MLSERVER_TRACING_SERVER] [default: none, no tracing].
+    #[arg(long)]
+    pub tracing_server: Option<String>,
     /// The ONNX Runtime 1.31.1 library (libonnxruntime.so). Else: ORT_DYLIB_PATH, next to the binary,
     /// then the copy provisioned by scripts/provision-ort.sh.
     #[arg(long)]
@@ -176,6 +180,10 @@ impl StartArgs {
         put(
             "graceful_shutdown_timeout",
             self.graceful_shutdown_timeout.map(Value::from),
+        );
+        put(
+            "tracing_server",
+            self.tracing_server.clone().map(Value::from),
         );
         put(
             "onnxruntime_lib",

@@ -99,6 +99,10 @@ pub struct Settings {
     /// Folders outside the model repository from which model files may be loaded (a model-settings.json
     /// `parameters.uri` pointing elsewhere is refused).
     pub extra_model_roots: Vec<PathBuf>,
+    /// OTLP collector that inference traces are exported to over gRPC without TLS, `host:port` (MLServer's
+    /// `tracing_server`; Seldon Core sets it); `None` or empty: no tracing at all (src/telemetry.rs).
+    #[serde(deserialize_with = "optional_lenient_string")]
+    pub tracing_server: Option<String>,
     /// The model built from `MLSERVER_MODEL_*` variables and `--model_name` (KServe's conventions), served when
     /// the repository has no model-settings.json. Not a settings.json key: the CLI fills it.
     #[serde(skip)]
@@ -146,6 +150,7 @@ impl Default for Settings {
             repository_api_token: None,
             repository_api_token_file: None,
             extra_model_roots: Vec::new(),
+            tracing_server: None,
             default_model: None,
         }
     }
@@ -263,6 +268,7 @@ const KNOWN: &[&str] = &[
     "repository_api_token",
     "repository_api_token_file",
     "extra_model_roots",
+    "tracing_server",
 ];
 
 /// MLServer settings that have no meaning here (Python-specific); accepted silently.
@@ -277,7 +283,6 @@ const IGNORED: &[&str] = &[
     "kafka_servers",
     "kafka_topic_input",
     "kafka_topic_output",
-    "tracing_server",
     "cache_enabled",
     "cache_size",
 ];
@@ -543,6 +548,9 @@ pub fn validate(s: &Settings) -> Result<(), ConfigError> {
             "setting repository_api_token must not be empty".into(),
         ));
     }
+    if let Some(endpoint) = &s.tracing_server {
+        crate::telemetry::endpoint_url(endpoint).map_err(ConfigError)?;
+    }
     for folder in &s.extra_model_roots {
         if !folder.is_dir() {
             return Err(ConfigError(format!(
@@ -606,6 +614,19 @@ where
     T: Deserialize<'de> + Default,
 {
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// An optional string, lenient as [`lenient_string`]; null and the empty string are `None` (MLServer reads an
+/// empty `tracing_server` as unset).
+fn optional_lenient_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    match Value::deserialize(deserializer)? {
+        Value::Null => Ok(None),
+        value => lenient_string(value)
+            .map(|s| Some(s).filter(|s| !s.is_empty()))
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// Accepts a string, or a number/bool written where a string belongs (as env values often are).
@@ -823,6 +844,35 @@ mod tests {
         .resolve()
         .unwrap();
         assert_eq!(digits.repository_api_token.unwrap().expose(), "12345");
+    }
+
+    #[test]
+    fn tracing_server_is_host_and_port() {
+        let s = layers(
+            json!({}),
+            &[(
+                "MLSERVER_TRACING_SERVER",
+                "seldon-collector.seldon-mesh:4317",
+            )],
+            json!({}),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(
+            s.tracing_server.as_deref(),
+            Some("seldon-collector.seldon-mesh:4317")
+        );
+        for off in [json!(null), json!("")] {
+            let s = layers(json!({ "tracing_server": off }), &[], json!({}))
+                .resolve()
+                .unwrap();
+            assert_eq!(s.tracing_server, None);
+        }
+        for bad in ["collector", "https://collector:4317", "collector:99999"] {
+            let err = error_of(json!({ "tracing_server": bad }));
+            assert!(err.contains("tracing_server"), "{bad}: {err}");
+        }
+        assert!(error_of(json!({"tracing_server": ["x"]})).contains("tracing_server"));
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
 //! [`server`] (listeners and shutdown), [`connections`] (accepting and closing connections: timeouts, the
-//! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names).
+//! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names), [`telemetry`] (OpenTelemetry
+//! traces of inference requests, when `tracing_server` is set).
 
 pub mod admission;
 pub mod classification;
@@ -31,6 +32,7 @@ pub mod runtime;
 pub mod sched;
 pub mod server;
 pub mod service;
+pub mod telemetry;
 pub mod tensor;
 
 pub use error::Error;

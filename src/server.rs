@@ -63,7 +63,9 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     let rest_policy = Policy::rest(&settings, max_connections);
     let metrics_policy = Policy::metrics(&settings, max_connections);
     let grpc_policy = Policy::grpc(&settings, max_connections);
-    let service = Service::new(settings);
+    let telemetry = crate::telemetry::Telemetry::start(&settings)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message()))?;
+    let service = Service::with_telemetry(settings, telemetry);
     let loader = service.clone();
     tokio::spawn(async move { loader.load_at_startup().await });
     let (stop, stop_rx) = watch::channel(false);
@@ -136,8 +138,19 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
 
 impl RunningServer {
     /// Stops accepting connections on every listener and waits up to `grace` for in-flight requests (REST and
-    /// gRPC) to finish; returns whether they all did.
-    pub async fn shutdown(mut self, grace: Duration) -> bool {
+    /// gRPC) to finish, then exports the traces still queued (when tracing is on); returns whether the requests
+    /// all finished.
+    pub async fn shutdown(self, grace: Duration) -> bool {
+        let service = self.service.clone();
+        let drained = self.drain(grace).await;
+        if let Some(telemetry) = service.telemetry() {
+            telemetry.shutdown().await;
+        }
+        drained
+    }
+
+    /// Stops the listeners and waits up to `grace` for in-flight requests.
+    async fn drain(mut self, grace: Duration) -> bool {
         let _ = self.stop.send(true);
         if let Some(upkeep) = self.upkeep_task.take() {
             upkeep.abort();

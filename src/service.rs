@@ -18,6 +18,7 @@ use crate::model::TensorSpec;
 use crate::repository::access::RepositoryAccess;
 use crate::repository::ModelState;
 use crate::repository::{LoadedModel, Repository};
+use crate::telemetry::{JobTrace, RequestSpan, Telemetry};
 use crate::tensor::binary::{count_bytes_elements, decode_raw};
 use crate::tensor::limits::Limits;
 use crate::tensor::lookup::NameIndex;
@@ -101,11 +102,19 @@ pub struct Service {
     metrics: Arc<Metrics>,
     /// The budget of bytes in flight and the bound on off-runtime decoding, shared by both transports.
     admission: Admission,
+    /// The OpenTelemetry exporter when `tracing_server` is set; `None`: no tracing work at all.
+    telemetry: Option<Telemetry>,
 }
 
 impl Service {
     pub fn new(settings: Settings) -> Arc<Service> {
+        Self::with_telemetry(settings, None)
+    }
+
+    /// A service that traces its inference requests with `telemetry` (see [`crate::telemetry`]).
+    pub fn with_telemetry(settings: Settings, telemetry: Option<Telemetry>) -> Arc<Service> {
         Arc::new(Service {
+            telemetry,
             admission: Admission::new(&settings),
             repository: Arc::new(
                 Repository::new(
@@ -124,6 +133,11 @@ impl Service {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The trace exporter, when `tracing_server` is set.
+    pub fn telemetry(&self) -> Option<&Telemetry> {
+        self.telemetry.as_ref()
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {
@@ -299,7 +313,22 @@ impl Service {
         version: Option<&str>,
         request: InferRequest,
     ) -> Result<InferResponse, Error> {
+        self.infer_traced(name, version, request, None).await
+    }
+
+    /// [`Service::infer`], recording the model version that ran, the request id and the worker's `queue` and
+    /// `compute` spans on the request's `span` (when tracing is on).
+    pub async fn infer_traced(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        request: InferRequest,
+        span: Option<&RequestSpan>,
+    ) -> Result<InferResponse, Error> {
         let model = self.repository.ready_model(name, version)?;
+        if let (Some(span), None, Some(resolved)) = (span, version, &model.version) {
+            span.resolved_version(resolved);
+        }
         let metrics = self.metrics.model(&model.name, model.version.as_deref());
         if let Some(m) = &metrics {
             let queued = model.workers.queued();
@@ -309,7 +338,12 @@ impl Service {
             }
         }
         let started = Instant::now();
-        let result = run(&model, request, started, &Limits::from(&self.settings)).await;
+        let trace = span.map(RequestSpan::job);
+        let limits = Limits::from(&self.settings);
+        let result = run(&model, request, started, &limits, trace).await;
+        if let (Some(span), Ok(response)) = (span, &result) {
+            span.answered(&response.id);
+        }
         let elapsed = started.elapsed();
         model.workers.stats.record_request(result.is_ok(), elapsed);
         if let Some(m) = &metrics {
@@ -363,6 +397,7 @@ async fn run(
     mut request: InferRequest,
     started: Instant,
     limits: &Limits,
+    trace: Option<JobTrace>,
 ) -> Result<InferResponse, Error> {
     let deadline = deadline(model, &request, started)?;
     let model_ct = model.source.settings.parameters.content_type.as_deref();
@@ -387,7 +422,7 @@ async fn run(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let mut results = model
         .workers
-        .infer(request.inputs, outputs, deadline)
+        .infer_traced(request.inputs, outputs, deadline, trace)
         .await?;
     // Outputs turned into class strings do not also get the model's own output parameters.
     let mut classified = Vec::new();

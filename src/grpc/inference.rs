@@ -7,6 +7,7 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::{Stream, StreamExt};
+use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{self, non_empty};
@@ -18,6 +19,7 @@ use super::triton;
 use crate::admission::{tensor_bytes, OFF_REACTOR_BYTES};
 use crate::error::Error;
 use crate::service::Service;
+use crate::telemetry::RequestSpan;
 
 /// What a decoded request message holds in memory, counted without walking its elements: raw contents, typed
 /// contents, and one `Vec` per BYTES element.
@@ -90,7 +92,11 @@ impl Inference {
     /// One inference, shared by ModelInfer and ModelStreamInfer. The message's bytes, then its decoded inputs and
     /// outputs, are held against the admission budget until the answer is handed to tonic; large messages are
     /// converted, and large answers built, on a blocking thread.
-    async fn infer(&self, message: pb::ModelInferRequest) -> Result<pb::ModelInferResponse, Error> {
+    async fn infer(
+        &self,
+        message: pb::ModelInferRequest,
+        span: Option<&RequestSpan>,
+    ) -> Result<pb::ModelInferResponse, Error> {
         let admission = self.service.admission();
         let mut permit = admission.permit();
         let size = message_bytes(&message);
@@ -109,10 +115,11 @@ impl Inference {
         permit.set(input_bytes)?;
         let response = self
             .service
-            .infer(
+            .infer_traced(
                 &decoded.model_name,
                 decoded.model_version.as_deref(),
                 decoded.request,
+                span,
             )
             .await?;
         let outputs = tensor_bytes(&response.outputs);
@@ -137,15 +144,41 @@ impl Inference {
         Ok(message)
     }
 
+    /// [`Inference::infer`] in its trace span, whose parent is the caller's `traceparent` metadata, when tracing
+    /// is on (see [`crate::telemetry`]); `method` names the RPC.
+    async fn traced_infer(
+        &self,
+        metadata: Option<&MetadataMap>,
+        method: &'static str,
+        message: pb::ModelInferRequest,
+    ) -> Result<pb::ModelInferResponse, Error> {
+        let (Some(telemetry), Some(metadata)) = (self.service.telemetry(), metadata) else {
+            return self.infer(message, None).await;
+        };
+        let version = Some(message.model_version.as_str()).filter(|v| !v.is_empty());
+        let span = telemetry.grpc_span(metadata, method, &message.model_name, version);
+        let result = self.infer(message, Some(&span)).await;
+        span.end(&result);
+        result
+    }
+
     /// The answer on the stream for one request: its response, or its error in `error_message`
-    /// (with the request's model and id, so the client can tell which one failed).
-    async fn stream_reply(&self, message: pb::ModelInferRequest) -> pb::ModelStreamInferResponse {
+    /// (with the request's model and id, so the client can tell which one failed). `metadata`: the stream's,
+    /// when tracing is on.
+    async fn stream_reply(
+        &self,
+        message: pb::ModelInferRequest,
+        metadata: Option<&MetadataMap>,
+    ) -> pb::ModelStreamInferResponse {
         let (model_name, model_version, id) = (
             message.model_name.clone(),
             message.model_version.clone(),
             message.id.clone(),
         );
-        match self.infer(message).await {
+        match self
+            .traced_infer(metadata, "ModelStreamInfer", message)
+            .await
+        {
             Ok(response) => pb::ModelStreamInferResponse {
                 error_message: String::new(),
                 infer_response: Some(response),
@@ -223,7 +256,11 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<pb::ModelInferRequest>,
     ) -> Result<Response<pb::ModelInferResponse>, Status> {
-        Ok(Response::new(self.infer(request.into_inner()).await?))
+        let (metadata, _, message) = request.into_parts();
+        let response = self
+            .traced_infer(Some(&metadata), "ModelInfer", message)
+            .await?;
+        Ok(Response::new(response))
     }
 
     /// The replies, boxed on the channel: tokio allocates a channel's first block of 32 slots when the channel
@@ -237,6 +274,8 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<Streaming<pb::ModelInferRequest>>,
     ) -> Result<Response<Self::ModelStreamInferStream>, Status> {
+        // The stream's trace context, kept only when tracing is on: each message gets a span under it.
+        let metadata = self.service.telemetry().map(|_| request.metadata().clone());
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         let this = self.clone();
@@ -257,7 +296,10 @@ impl GrpcInferenceService for Inference {
                     }
                 };
                 let (reply, last) = match next {
-                    Ok(Some(message)) => (Ok(this.stream_reply(message).await), false),
+                    Ok(Some(message)) => (
+                        Ok(this.stream_reply(message, metadata.as_ref()).await),
+                        false,
+                    ),
                     Ok(None) => break,
                     Err(status) => (Err(limits::resource_exhausted(status)), true),
                 };

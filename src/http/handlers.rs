@@ -20,6 +20,7 @@ use crate::admission::{tensor_bytes, Permit, OFF_REACTOR_BYTES};
 use crate::error::Error;
 use crate::model::stats::ModelStatistics;
 use crate::service::{InferRequest, ModelMetadata, ServerMetadata, Service};
+use crate::telemetry::RequestSpan;
 use crate::tensor::limits::Limits;
 use crate::tensor::rope::Rope;
 
@@ -178,15 +179,33 @@ pub async fn model_version_ready(
     model_ready_body(&service, path.name, Some(&path.version)).await
 }
 
-/// Decodes the body, runs the model, encodes the answer. Large bodies are decoded and large answers encoded on a
-/// blocking thread; the request's bytes (body, then decoded inputs, outputs and the encoded answer) are held
-/// against the admission budget until the answer has been sent.
+/// An inference request, in its trace span when tracing is on (see [`crate::telemetry`]).
 async fn run_infer(
     service: &Arc<Service>,
     name: &str,
     version: Option<&str>,
     headers: HeaderMap,
     body: InferBody,
+) -> Result<Response, Error> {
+    let Some(telemetry) = service.telemetry() else {
+        return infer_body(service, name, version, headers, body, None).await;
+    };
+    let span = telemetry.rest_span(&headers, name, version);
+    let result = infer_body(service, name, version, headers, body, Some(&span)).await;
+    span.end(&result);
+    result
+}
+
+/// Decodes the body, runs the model, encodes the answer. Large bodies are decoded and large answers encoded on a
+/// blocking thread; the request's bytes (body, then decoded inputs, outputs and the encoded answer) are held
+/// against the admission budget until the answer has been sent.
+async fn infer_body(
+    service: &Arc<Service>,
+    name: &str,
+    version: Option<&str>,
+    headers: HeaderMap,
+    body: InferBody,
+    span: Option<&RequestSpan>,
 ) -> Result<Response, Error> {
     let (body, mut permit) = body.into_parts();
     let large = body.remaining() >= OFF_REACTOR_BYTES;
@@ -211,7 +230,7 @@ async fn run_infer(
     // The body is gone; the decoded inputs are held instead.
     permit.set(input_bytes)?;
     let binary = BinaryOutputs::from_request(&request, raw_body);
-    let response = service.infer(name, version, request).await?;
+    let response = service.infer_traced(name, version, request, span).await?;
     let outputs = tensor_bytes(&response.outputs);
     permit.force(outputs);
     let encode = move || write_infer_response(&response, |name| binary.is_binary(name));

@@ -179,6 +179,11 @@ fn run_batch(runner: &mut Runner<'_>, batch: Vec<Job>) {
     match result {
         Ok((pieces, timings)) => {
             runner.stats.record_execution(jobs.len() as u64, timings);
+            for job in &jobs {
+                if let Some(trace) = &job.trace {
+                    trace.record(job.enqueued, now, jobs.len(), Ok(&timings));
+                }
+            }
             answer(jobs, pieces);
         }
         Err(error) => {

@@ -12,6 +12,7 @@ use super::batching::{self, BatchPolicy};
 use super::stats::{ModelStats, Timings};
 use super::{Backend, Signature};
 use crate::error::Error;
+use crate::telemetry::JobTrace;
 use crate::tensor::Tensor;
 
 /// Builds one backend instance; called once on each worker thread.
@@ -40,6 +41,9 @@ pub(crate) struct Job {
     /// Outputs asked for; `None` = all, in model order.
     pub outputs: Option<Vec<String>>,
     pub reply: oneshot::Sender<Result<Vec<Tensor>, Error>>,
+    /// The request's span, when tracing is on: the worker adds its `queue` and `compute` spans under it.
+    /// Boxed: a queue of `model_queue_size` jobs is allocated up front, and tracing is usually off.
+    pub trace: Option<Box<JobTrace>>,
 }
 
 impl Job {
@@ -212,6 +216,17 @@ impl Workers {
         outputs: Option<Vec<String>>,
         deadline: Option<Instant>,
     ) -> Result<Vec<Tensor>, Error> {
+        self.infer_traced(inputs, outputs, deadline, None).await
+    }
+
+    /// [`Workers::infer`], with the request's span (`trace`) for the worker's `queue` and `compute` spans.
+    pub async fn infer_traced(
+        &self,
+        inputs: Vec<Tensor>,
+        outputs: Option<Vec<String>>,
+        deadline: Option<Instant>,
+        trace: Option<JobTrace>,
+    ) -> Result<Vec<Tensor>, Error> {
         let (reply, result) = oneshot::channel();
         let sender = self
             .sender
@@ -224,6 +239,7 @@ impl Workers {
                 inputs,
                 outputs,
                 reply,
+                trace: trace.map(Box::new),
             })
             .map_err(|e| match e {
                 TrySendError::Full(_) => Error::Overloaded(format!(
@@ -285,12 +301,16 @@ impl Runner<'_> {
 
     /// Runs one job on its own and answers it (queue time already recorded).
     pub fn run_now(&mut self, job: Job) {
-        let result = self
-            .execute(job.inputs, job.outputs.as_deref())
-            .map(|(outputs, timings)| {
-                self.stats.record_execution(1, timings);
-                outputs
-            });
+        let started = Instant::now();
+        let result = self.execute(job.inputs, job.outputs.as_deref());
+        if let Some(trace) = &job.trace {
+            let outcome = result.as_ref().map(|(_, timings)| timings);
+            trace.record(job.enqueued, started, 1, outcome);
+        }
+        let result = result.map(|(outputs, timings)| {
+            self.stats.record_execution(1, timings);
+            outputs
+        });
         let _ = job.reply.send(result);
     }
 }
