@@ -7,12 +7,18 @@ use axum::Json;
 /// Everything that can go wrong while serving a request.
 #[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum Error {
-    /// No model of that name (MLServer's wording: Seldon's agent retries lazy loading on it).
-    #[error("Model {0} not found")]
+    /// No model of that name. Both servers' wordings: Triton's (its example clients look for "Request for
+    /// unknown model", some at the start of the message) and MLServer's ("Model X not found"); the 404 is what
+    /// Seldon's agent retries lazy loading on.
+    #[error("Request for unknown model: '{0}' is not found (Model {0} not found)")]
     ModelNotFound(String),
     /// The model exists but not in that version.
-    #[error("Model {name} with version {version} not found")]
+    #[error("Request for unknown model: '{name}' version {version} is not found (Model {name} with version {version} not found)")]
     VersionNotFound { name: String, version: String },
+    /// A load asked for a model the repository folder does not hold (Triton's example clients look for
+    /// "failed to load", MLServer users for "Model X not found").
+    #[error("failed to load '{0}': Model {0} not found in the repository")]
+    LoadNotFound(String),
     /// No such REST route.
     #[error("{0}")]
     NotFoundRoute(String),
@@ -55,9 +61,10 @@ impl Error {
     /// The HTTP status for this error.
     pub fn http_status(&self) -> StatusCode {
         match self {
-            Error::ModelNotFound(_) | Error::VersionNotFound { .. } | Error::NotFoundRoute(_) => {
-                StatusCode::NOT_FOUND
-            }
+            Error::ModelNotFound(_)
+            | Error::VersionNotFound { .. }
+            | Error::LoadNotFound(_)
+            | Error::NotFoundRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::ModelNotReady(_) | Error::OverBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
@@ -74,9 +81,10 @@ impl Error {
     /// The gRPC status code for this error (the counterpart of [`Error::http_status`]).
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            Error::ModelNotFound(_) | Error::VersionNotFound { .. } | Error::NotFoundRoute(_) => {
-                tonic::Code::NotFound
-            }
+            Error::ModelNotFound(_)
+            | Error::VersionNotFound { .. }
+            | Error::LoadNotFound(_)
+            | Error::NotFoundRoute(_) => tonic::Code::NotFound,
             Error::MethodNotAllowed(_) | Error::Unsupported(_) => tonic::Code::Unimplemented,
             Error::ModelNotReady(_) => tonic::Code::Unavailable,
             Error::InvalidInput(_) => tonic::Code::InvalidArgument,
@@ -226,16 +234,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn not_found_uses_mlserver_wording() {
+    fn not_found_uses_triton_and_mlserver_wording() {
+        let e = Error::ModelNotFound("iris".into());
         assert_eq!(
-            Error::ModelNotFound("iris".into()).to_string(),
-            "Model iris not found"
+            e.to_string(),
+            "Request for unknown model: 'iris' is not found (Model iris not found)"
         );
+        assert_eq!(e.http_status(), StatusCode::NOT_FOUND);
         let e = Error::VersionNotFound {
             name: "iris".into(),
             version: "7".into(),
         };
-        assert_eq!(e.to_string(), "Model iris with version 7 not found");
+        assert!(e
+            .to_string()
+            .starts_with("Request for unknown model: 'iris' version 7"));
+        assert!(e
+            .to_string()
+            .contains("Model iris with version 7 not found"));
         assert_eq!(e.http_status(), StatusCode::NOT_FOUND);
         assert_eq!(e.grpc_code(), tonic::Code::NotFound);
     }

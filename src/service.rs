@@ -482,6 +482,22 @@ fn triton_type(datatype: DataType) -> String {
 }
 
 fn triton_config(model: &LoadedModel) -> serde_json::Value {
+    let signature = &model.signature;
+    let batching = model.workers.batching();
+    // Triton's max_batch_size > 0 means every tensor has a leading batch dimension, left out of `dims`.
+    let batch_first = |specs: &[TensorSpec]| specs.iter().all(|s| s.shape.first() == Some(&-1));
+    let max_batch_size = batching
+        .map(|policy| policy.max_batch_size)
+        .unwrap_or(model.source.settings.max_batch_size);
+    let max_batch_size = if !signature.inputs.is_empty()
+        && batch_first(&signature.inputs)
+        && batch_first(&signature.outputs)
+    {
+        max_batch_size.min(i32::MAX as usize)
+    } else {
+        0
+    };
+    let skip = usize::from(max_batch_size > 0);
     let tensors = |specs: &[TensorSpec]| {
         specs
             .iter()
@@ -489,7 +505,7 @@ fn triton_config(model: &LoadedModel) -> serde_json::Value {
                 serde_json::json!({
                     "name": s.name,
                     "data_type": triton_type(s.datatype),
-                    "dims": s.shape,
+                    "dims": s.shape[skip.min(s.shape.len())..],
                 })
             })
             .collect::<Vec<_>>()
@@ -500,18 +516,24 @@ fn triton_config(model: &LoadedModel) -> serde_json::Value {
         .ok()
         .and_then(|p| p.file_name().map(|f| f.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "model.onnx".into());
-    serde_json::json!({
+    let mut config = serde_json::json!({
         "name": model.name,
         "platform": model.platform,
         "backend": "onnxruntime",
         "version_policy": {"latest": {"num_versions": 1}},
-        "max_batch_size": 0,
-        "input": tensors(&model.signature.inputs),
-        "output": tensors(&model.signature.outputs),
+        "max_batch_size": max_batch_size,
+        "input": tensors(&signature.inputs),
+        "output": tensors(&signature.outputs),
         "instance_group": [{"name": model.name, "kind": "KIND_CPU", "count": model.workers.instances()}],
         "default_model_filename": file,
         "parameters": {},
-    })
+    });
+    if let Some(policy) = batching {
+        config["dynamic_batching"] = serde_json::json!({
+            "max_queue_delay_microseconds": u64::try_from(policy.max_batch_time.as_micros()).unwrap_or(u64::MAX),
+        });
+    }
+    config
 }
 
 /// Checks inputs (names, datatypes, ranks, fixed dimensions) and requested outputs; returns the output names

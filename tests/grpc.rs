@@ -141,7 +141,10 @@ async fn unknown_model_is_not_found_with_the_rest_message() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model nope not found");
+    assert_eq!(
+        status.message(),
+        "Request for unknown model: 'nope' is not found (Model nope not found)"
+    );
     let status = client
         .model_metadata(pb::ModelMetadataRequest {
             name: "iris".into(),
@@ -150,7 +153,10 @@ async fn unknown_model_is_not_found_with_the_rest_message() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model iris with version 7 not found");
+    assert_eq!(
+        status.message(),
+        "Request for unknown model: 'iris' version 7 is not found (Model iris with version 7 not found)"
+    );
     let status = infer_err(&mut client, raw_request("nope", &[iris_input()])).await;
     assert_eq!(status.code(), Code::NotFound);
     let rest: serde_json::Value = reqwest::Client::new()
@@ -537,7 +543,10 @@ async fn stream_answers_in_order_and_survives_a_bad_request() {
         "{:?}",
         got[1].error_message
     );
-    assert_eq!(got[2].error_message, "Model nope not found");
+    assert_eq!(
+        got[2].error_message,
+        "Request for unknown model: 'nope' is not found (Model nope not found)"
+    );
     assert_eq!(got[3].error_message, "");
     let first = outputs(got[0].infer_response.as_ref().unwrap(), true);
     let fourth = outputs(got[3].infer_response.as_ref().unwrap(), false);
@@ -688,7 +697,10 @@ async fn model_config_for_simple_and_not_found_for_an_unknown_model() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model nope not found");
+    assert_eq!(
+        status.message(),
+        "Request for unknown model: 'nope' is not found (Model nope not found)"
+    );
     let status = client
         .model_statistics(pb::ModelStatisticsRequest {
             name: "nope".into(),
@@ -805,7 +817,10 @@ async fn repository_rpcs_answer_for_the_bundled_models() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model nosuch not found");
+    assert_eq!(
+        status.message(),
+        "Request for unknown model: 'nosuch' is not found (Model nosuch not found)"
+    );
 }
 
 #[tokio::test]

@@ -112,9 +112,10 @@ async fn names_that_are_not_models_are_404_and_leave_no_memory_behind() {
                 let (status, body) = post_with(&client, &url, &[], "").await;
                 assert_eq!(status, 404, "{action} {i}: {body}");
                 let error = body["error"].as_str().unwrap();
-                assert!(error.starts_with(&format!("Model {i:05}-nnn")), "{error}");
+                // Triton's and MLServer's words: the name (cut when over the limit) shows twice at most.
+                assert!(error.contains(&format!("Model {i:05}-nnn")), "{error:.100}");
                 assert!(
-                    error.ends_with("not found") && error.len() < 600,
+                    error.contains("not found") && error.len() < 1200,
                     "{error:.100}"
                 );
                 answered += 1;
@@ -133,13 +134,13 @@ async fn names_that_are_not_models_are_404_and_leave_no_memory_behind() {
                 }
                 .unwrap_err();
                 assert_eq!(status.code(), tonic::Code::NotFound);
-                let expected = format!("({} bytes) not found", name.len());
+                let expected = format!("({} bytes) not found)", name.len());
                 assert!(
                     status.message().ends_with(&expected),
-                    "{:.200}",
+                    "{:.300}",
                     status.message()
                 );
-                assert!(status.message().len() < 200);
+                assert!(status.message().len() < 300);
                 assert!(
                     started.elapsed() < Duration::from_secs(5),
                     "{:?}",

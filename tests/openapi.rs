@@ -123,6 +123,7 @@ async fn dataplane_docs_page_and_assets_are_served_offline() {
         let r = s
             .client
             .get(s.url(&format!("/v2/docs/{file}")))
+            .header("accept-encoding", "gzip, deflate")
             .send()
             .await
             .unwrap();
@@ -132,6 +133,19 @@ async fn dataplane_docs_page_and_assets_are_served_offline() {
         let bytes = r.bytes().await.unwrap();
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "{file} is gzip");
         assert!(bytes.len() > 10_000);
+        // A client that does not accept gzip gets the plain file (issue 21).
+        let r = s
+            .client
+            .get(s.url(&format!("/v2/docs/{file}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200, "{file}");
+        assert_eq!(r.headers()["content-type"], content_type);
+        assert!(r.headers().get("content-encoding").is_none(), "{file}");
+        let plain = r.bytes().await.unwrap();
+        assert!(plain.len() > bytes.len(), "{file}");
+        assert!(std::str::from_utf8(&plain).is_ok(), "{file} is text");
     }
     let (status, document) = s.get("/v2/docs/dataplane.json").await;
     assert_eq!(status, 200);

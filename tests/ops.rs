@@ -1,5 +1,5 @@
 //! Operations through the real server: Prometheus metrics after known traffic (REST and gRPC), CORS, gzip both
-//! ways, the body limit, root_path and request ids.
+//! ways (only infer responses of 500 bytes or more are compressed), the body limit, root_path and request ids.
 
 mod common;
 
@@ -444,7 +444,7 @@ async fn cors_wildcards_and_absence() {
 async fn gzip_responses_and_request_bodies() {
     let dir = fixture();
     let server = TestServer::start(dir.path()).await;
-    let body = serde_json::to_vec(&iris_row(50)).unwrap();
+    let body = serde_json::to_vec(&iris_row(300)).unwrap();
 
     // Response compressed when asked for, and it decodes to the right answer.
     let r = server
@@ -464,14 +464,14 @@ async fn gzip_responses_and_request_bodies() {
         .read_to_string(&mut text)
         .unwrap();
     let answer: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(answer["outputs"][0]["data"], json!(vec![2; 50]));
+    assert_eq!(answer["outputs"][0]["data"], json!(vec![2; 300]));
     assert!(compressed.len() < text.len());
 
     // Not compressed unless asked for.
     let r = server
         .client
         .post(server.url("/v2/models/iris/infer"))
-        .json(&iris_row(50))
+        .json(&iris_row(300))
         .send()
         .await
         .unwrap();
@@ -499,7 +499,7 @@ async fn gzip_responses_and_request_bodies() {
         let answer: Value = r.json().await.unwrap();
         assert_eq!(
             answer["outputs"][0]["data"],
-            json!(vec![2; 50]),
+            json!(vec![2; 300]),
             "{encoding}"
         );
     }
@@ -518,6 +518,97 @@ async fn gzip_responses_and_request_bodies() {
     assert_error(&(status, r.json().await.unwrap()), 415, "Content-Encoding");
 }
 
+/// `tritonclient.http.aio` sends `Accept-Encoding: gzip, deflate` on every call but decompresses only infer
+/// answers: only those are compressed (as Triton does), and only from 500 bytes on (as MLServer does).
+#[tokio::test]
+async fn only_infer_responses_of_500_bytes_or_more_are_compressed() {
+    let dir = fixture();
+    let server = TestServer::start(dir.path()).await;
+    let infer = |path: &'static str, rows: usize, accept: Option<&'static str>| {
+        let mut request = server
+            .client
+            .post(server.url(path))
+            .header("content-type", "application/json")
+            .body(serde_json::to_vec(&iris_row(rows)).unwrap());
+        if let Some(accept) = accept {
+            request = request.header("accept-encoding", accept);
+        }
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status().as_u16();
+            let encoding = header(&r, "content-encoding").map(str::to_string);
+            let vary = header(&r, "vary").map(str::to_string);
+            (status, encoding, vary, r.bytes().await.unwrap().len())
+        }
+    };
+    // Large answers: compressed in the encoding accepted, on both infer routes.
+    for (path, accept, expected) in [
+        ("/v2/models/iris/infer", Some("gzip"), Some("gzip")),
+        ("/v2/models/iris/infer", Some("gzip, deflate"), Some("gzip")),
+        ("/v2/models/iris/infer", Some("deflate"), Some("deflate")),
+        (
+            "/v2/models/iris7/versions/7/infer",
+            Some("gzip"),
+            Some("gzip"),
+        ),
+        ("/v2/models/iris/infer", Some("identity"), None),
+        ("/v2/models/iris/infer", Some("gzip;q=0"), None),
+        ("/v2/models/iris/infer", None, None),
+    ] {
+        let (status, encoding, vary, len) = infer(path, 300, accept).await;
+        assert_eq!(status, 200, "{path} {accept:?}");
+        assert_eq!(encoding.as_deref(), expected, "{path} {accept:?}");
+        if expected.is_none() {
+            assert!(len >= 500, "{len} bytes: big enough to compress");
+        }
+        assert_eq!(
+            vary.as_deref(),
+            Some("accept-encoding"),
+            "{path} {accept:?}"
+        );
+    }
+    // A small answer is not worth it.
+    let (status, encoding, _, len) = infer("/v2/models/iris/infer", 1, Some("gzip")).await;
+    assert_eq!((status, encoding), (200, None));
+    assert!(len < 500, "{len}");
+    // Errors of the infer routes are not compressed either.
+    let (status, encoding, _, _) = infer("/v2/models/nope/infer", 300, Some("gzip")).await;
+    assert_eq!((status, encoding), (404, None));
+
+    // Nothing else is compressed, however large: metadata, config, statistics, index, readiness, docs.
+    for _ in 0..3 {
+        infer("/v2/models/iris7/infer", 1, None).await;
+    }
+    let mut largest = 0;
+    for (method, path) in [
+        ("GET", "/v2"),
+        ("GET", "/v2/health/ready"),
+        ("GET", "/v2/models/iris"),
+        ("GET", "/v2/models/iris/ready"),
+        ("GET", "/v2/models/iris/config"),
+        ("GET", "/v2/models/iris7/versions/7/config"),
+        ("GET", "/v2/models/stats"),
+        ("GET", "/v2/docs/dataplane.json"),
+        ("POST", "/v2/repository/index"),
+    ] {
+        let request = match method {
+            "GET" => server.client.get(server.url(path)),
+            _ => server.client.post(server.url(path)).body("{}"),
+        };
+        let r = request
+            .header("accept-encoding", "gzip, deflate")
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        assert_eq!(header(&r, "content-encoding"), None, "{path}");
+        let body = r.bytes().await.unwrap();
+        serde_json::from_slice::<Value>(&body).unwrap_or_else(|e| panic!("{path}: {e}"));
+        largest = largest.max(body.len());
+    }
+    assert!(largest >= 500, "some answer was large enough: {largest}");
+}
+
 #[tokio::test]
 async fn gzip_can_be_disabled() {
     let dir = fixture();
@@ -526,7 +617,7 @@ async fn gzip_can_be_disabled() {
         ..test_settings(dir.path())
     })
     .await;
-    let body = serde_json::to_vec(&iris_row(50)).unwrap();
+    let body = serde_json::to_vec(&iris_row(300)).unwrap();
     let r = server
         .client
         .post(server.url("/v2/models/iris/infer"))
@@ -538,6 +629,10 @@ async fn gzip_can_be_disabled() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(header(&r, "content-encoding"), None);
+    assert!(
+        r.bytes().await.unwrap().len() >= 500,
+        "big enough to compress"
+    );
     let r = server
         .client
         .post(server.url("/v2/models/iris/infer"))
@@ -616,7 +711,10 @@ async fn root_path_serves_routes_under_the_prefix_and_without_it() {
     assert_eq!(server.get("/seldon/ns/irisX/v2/health/ready").await.0, 404);
     let (status, body) = server.get("/seldon/ns/iris/v2/models/nope").await;
     assert_eq!(status, 404);
-    assert_eq!(body, json!({"error": "Model nope not found"}));
+    assert_eq!(
+        body,
+        json!({"error": "Request for unknown model: 'nope' is not found (Model nope not found)"})
+    );
     // Metrics label the route, not the prefix.
     let text = scrape(&server).await;
     assert_eq!(

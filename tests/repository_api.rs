@@ -1,5 +1,6 @@
 //! The model repository extension through the real server: index, load and unload over REST and gRPC while
-//! other models keep serving, models added or changed on disk after start, unload with requests in flight.
+//! other models keep serving, models added or changed on disk after start, unload with requests in flight,
+//! Triton's configuration override on load, and not-found messages in both Triton's and MLServer's words.
 
 mod common;
 
@@ -124,15 +125,33 @@ async fn rest_index_load_unload_while_another_model_serves() {
             &format!("Model {model} not found"),
         );
     }
-    // Triton's config override and file uploads are refused, clearly.
+    // A Triton config override with a field this server does not support is refused, naming it.
     assert_error(
         &s.post(
             "/v2/repository/models/iris/load",
-            &json!({"parameters": {"config": "{}"}}),
+            &json!({"parameters": {"config": "{\"ensemble_scheduling\": {}}"}}),
+        )
+        .await,
+        400,
+        "failed to load 'iris': load config: field 'ensemble_scheduling' is not supported",
+    );
+    assert_error(
+        &s.post(
+            "/v2/repository/models/iris/load",
+            &json!({"parameters": {"config": {"max_batch_size": 2}}}),
+        )
+        .await,
+        400,
+        "must be a string",
+    );
+    assert_error(
+        &s.post(
+            "/v2/repository/models/iris/load",
+            &json!({"parameters": {"file:1/model.onnx": "AAAA"}}),
         )
         .await,
         501,
-        "load parameter 'config' is not supported",
+        "load parameter 'file:1/model.onnx' is not supported",
     );
 
     // Load it back: a body is optional.
@@ -201,7 +220,10 @@ async fn grpc_index_load_unload() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model iris not found");
+    assert_eq!(
+        status.message(),
+        "Request for unknown model: 'iris' is not found (Model iris not found)"
+    );
     let (status, r) = s.post("/v2/models/labels/infer", &iris_request()).await;
     assert_eq!(
         (status, &r["outputs"][0]["data"]),
@@ -255,7 +277,10 @@ async fn grpc_index_load_unload() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::NotFound);
-    assert_eq!(status.message(), "Model nosuch not found");
+    assert_eq!(
+        status.message(),
+        "failed to load 'nosuch': Model nosuch not found in the repository"
+    );
     let file_upload = pb::RepositoryModelLoadRequest {
         model_name: "iris".into(),
         parameters: [(
@@ -598,7 +623,10 @@ async fn requests_running_through_an_unload_all_get_answers() {
                     body["error"].as_str().unwrap().contains("unloading"),
                     "{body}"
                 ),
-                404 => assert_eq!(body["error"], "Model iris not found"),
+                404 => assert_eq!(
+                    body["error"],
+                    "Request for unknown model: 'iris' is not found (Model iris not found)"
+                ),
                 other => panic!("unexpected {other}: {body}"),
             }
         }
@@ -608,4 +636,258 @@ async fn requests_running_through_an_unload_all_get_answers() {
         s.post("/v2/models/labels/infer", &iris_request()).await.0,
         200
     );
+}
+
+/// The model configuration as REST shows it: (max_batch_size, INPUT0 dims, queue delay, instances).
+async fn rest_config(s: &TestServer) -> (Value, Value, Value, Value) {
+    let (status, config) = s.get("/v2/models/simple/config").await;
+    assert_eq!(status, 200, "{config}");
+    (
+        config["max_batch_size"].clone(),
+        config["input"][0]["dims"].clone(),
+        config["dynamic_batching"]["max_queue_delay_microseconds"].clone(),
+        config["instance_group"][0]["count"].clone(),
+    )
+}
+
+/// The same through the ModelConfig RPC.
+async fn grpc_config(
+    client: &mut GrpcInferenceServiceClient<tonic::transport::Channel>,
+) -> (i32, Vec<i64>, Option<u64>, i32) {
+    let config = client
+        .model_config(pb::ModelConfigRequest {
+            name: "simple".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .config
+        .unwrap();
+    (
+        config.max_batch_size,
+        config.input[0].dims.clone(),
+        config
+            .dynamic_batching
+            .map(|b| b.max_queue_delay_microseconds),
+        config.instance_group[0].count,
+    )
+}
+
+fn config_parameter(
+    config: &str,
+) -> std::collections::HashMap<String, pb::ModelRepositoryParameter> {
+    [(
+        "config".to_string(),
+        pb::ModelRepositoryParameter {
+            parameter_choice: Some(
+                pb::model_repository_parameter::ParameterChoice::StringParam(config.into()),
+            ),
+        },
+    )]
+    .into()
+}
+
+fn simple_request() -> Value {
+    let data: Vec<i32> = (0..16).collect();
+    json!({"inputs": [
+        {"name": "INPUT0", "shape": [1, 16], "datatype": "INT32", "data": data},
+        {"name": "INPUT1", "shape": [1, 16], "datatype": "INT32", "data": data},
+    ]})
+}
+
+/// Triton's model-control flow: load with a configuration (it takes effect), a refused one (the loaded copy
+/// keeps serving), load without one (back to the files), over REST and gRPC.
+#[tokio::test]
+async fn load_with_a_triton_config_override() {
+    let dir = tempfile::tempdir().unwrap();
+    write_model(
+        dir.path(),
+        "simple",
+        &json!({"name": "simple"}),
+        Some("simple"),
+    );
+    let s = TestServer::start(dir.path()).await;
+    let mut client = grpc_client(&s).await;
+    assert_eq!(
+        rest_config(&s).await,
+        (json!(0), json!([-1, 16]), Value::Null, json!(1))
+    );
+
+    let config = json!({
+        "name": "simple", "backend": "onnxruntime", "max_batch_size": 16,
+        "dynamic_batching": {"max_queue_delay_microseconds": 2000, "preferred_batch_size": [4, 8]},
+        "instance_group": [{"kind": "KIND_CPU", "count": 2}],
+        "input": [{"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [16]}],
+    });
+    let (status, body) = post_empty(
+        &s,
+        "/v2/repository/models/simple/load",
+        Some(&json!({"parameters": {"config": config.to_string()}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        rest_config(&s).await,
+        (json!(16), json!([16]), json!(2000), json!(2))
+    );
+    assert_eq!(
+        grpc_config(&mut client).await,
+        (16, vec![16], Some(2000), 2)
+    );
+    let (status, answer) = s.post("/v2/models/simple/infer", &simple_request()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["outputs"][0]["data"][3], json!(6));
+
+    // A configuration the model does not fit: 400, and the loaded copy keeps serving.
+    let wrong = json!({"max_batch_size": 4, "input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [16]}]});
+    let (status, body) = post_empty(
+        &s,
+        "/v2/repository/models/simple/load",
+        Some(&json!({"parameters": {"config": wrong.to_string()}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("failed to load") && body.contains("FP32"),
+        "{body}"
+    );
+    assert_eq!(rest_config(&s).await.0, json!(16));
+
+    // gRPC, with protobuf's JSON spellings (camelCase, integers as strings).
+    client
+        .repository_model_load(pb::RepositoryModelLoadRequest {
+            model_name: "simple".into(),
+            parameters: config_parameter(
+                r#"{"maxBatchSize": "4", "instanceGroup": [{"count": "3"}]}"#,
+            ),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(grpc_config(&mut client).await, (4, vec![16], None, 3));
+    for (config, needle) in [
+        (
+            r#"{"sequence_batching": {}}"#,
+            "field 'sequence_batching' is not supported",
+        ),
+        (
+            r#"{"instance_group": [{"kind": "KIND_GPU"}]}"#,
+            "instance_group[0].kind",
+        ),
+        (
+            r#"{"max_batch_size": 1e99}"#,
+            "field 'max_batch_size' must be an integer",
+        ),
+        (
+            "not json",
+            "failed to load 'simple': load config: the configuration is not valid JSON",
+        ),
+    ] {
+        let status = client
+            .repository_model_load(pb::RepositoryModelLoadRequest {
+                model_name: "simple".into(),
+                parameters: config_parameter(config),
+                ..Default::default()
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{config}");
+        assert!(
+            status.message().contains(needle),
+            "{config}: {}",
+            status.message()
+        );
+    }
+    assert_eq!(grpc_config(&mut client).await, (4, vec![16], None, 3));
+
+    // Loaded again without a configuration: model-settings.json again.
+    client
+        .repository_model_load(pb::RepositoryModelLoadRequest {
+            model_name: "simple".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(grpc_config(&mut client).await, (0, vec![-1, 16], None, 1));
+    assert_eq!(
+        rest_config(&s).await,
+        (json!(0), json!([-1, 16]), Value::Null, json!(1))
+    );
+}
+
+/// Unknown models and versions: 404 / NOT_FOUND with Triton's words (its clients look for "Request for unknown
+/// model") and MLServer's ("Model X not found").
+#[tokio::test]
+async fn not_found_messages_hold_both_servers_words() {
+    let dir = tempfile::tempdir().unwrap();
+    two_models(dir.path());
+    let s = TestServer::start(dir.path()).await;
+    for path in [
+        "/v2/models/nope",
+        "/v2/models/nope/ready",
+        "/v2/models/nope/config",
+    ] {
+        let (status, body) = s.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        let message = body["error"].as_str().unwrap();
+        assert!(
+            message.starts_with("Request for unknown model"),
+            "{message}"
+        );
+        assert!(message.contains("Model nope not found"), "{message}");
+    }
+    let (status, body) = s.post("/v2/models/nope/infer", &iris_request()).await;
+    assert_eq!(status, 404);
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("Request for unknown model: 'nope'"));
+    let (status, body) = s.get("/v2/models/iris/versions/3").await;
+    assert_eq!(status, 404);
+    let message = body["error"].as_str().unwrap();
+    assert!(
+        message.starts_with("Request for unknown model: 'iris' version 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Model iris with version 3 not found"),
+        "{message}"
+    );
+
+    let mut client = grpc_client(&s).await;
+    let status = client
+        .model_metadata(pb::ModelMetadataRequest {
+            name: "nope".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("Request for unknown model"));
+    assert!(status.message().contains("Model nope not found"));
+    let status = client
+        .model_metadata(pb::ModelMetadataRequest {
+            name: "iris".into(),
+            version: "3".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status
+        .message()
+        .contains("Request for unknown model: 'iris' version 3"));
+    assert!(status
+        .message()
+        .contains("Model iris with version 3 not found"));
+    let status = client
+        .repository_model_load(pb::RepositoryModelLoadRequest {
+            model_name: "nope".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert!(status.message().contains("failed to load"));
+    assert!(status.message().contains("Model nope not found"));
 }

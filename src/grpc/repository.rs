@@ -4,6 +4,7 @@
 use tonic::metadata::MetadataMap;
 
 use crate::error::Error;
+use crate::repository::load_config::{LoadOptions, LoadParameter};
 use crate::service::Service;
 
 use super::pb;
@@ -29,17 +30,25 @@ pub async fn index(
     })
 }
 
-/// RepositoryModelLoad: (re)loads the model from the repository folder.
+/// RepositoryModelLoad: (re)loads the model from the repository folder, with Triton's `config` override if given.
 pub async fn load(
     service: &Service,
     request: tonic::Request<pb::RepositoryModelLoadRequest>,
 ) -> Result<(), Error> {
+    use pb::model_repository_parameter::ParameterChoice;
     let request = authorized(service, request)?;
     let name = required_name(&request.model_name)?;
-    service
-        .repository
-        .load_model(name, request.parameters.keys().map(String::as_str))
-        .await
+    let options = LoadOptions::from_parameters(
+        name,
+        request.parameters.iter().map(|(key, value)| {
+            let value = match &value.parameter_choice {
+                Some(ParameterChoice::StringParam(text)) => LoadParameter::Text(text),
+                _ => LoadParameter::Other,
+            };
+            (key.as_str(), value)
+        }),
+    )?;
+    service.repository.load_model(name, options).await
 }
 
 /// RepositoryModelUnload: unloads the model once its requests in flight are answered. Parameters (Triton's

@@ -74,6 +74,11 @@ pub fn model_config(config: Value) -> Result<pb::ModelConfig, Error> {
         instance_group,
         default_model_filename: config.default_model_filename,
         backend: config.backend,
+        dynamic_batching: config
+            .dynamic_batching
+            .map(|batching| pb::ModelDynamicBatching {
+                max_queue_delay_microseconds: batching.max_queue_delay_microseconds,
+            }),
     })
 }
 
@@ -147,6 +152,12 @@ struct ConfigJson {
     instance_group: Vec<InstanceGroupJson>,
     #[serde(default)]
     default_model_filename: String,
+    dynamic_batching: Option<DynamicBatchingJson>,
+}
+
+#[derive(Deserialize)]
+struct DynamicBatchingJson {
+    max_queue_delay_microseconds: u64,
 }
 
 #[derive(Deserialize)]

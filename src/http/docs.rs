@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
@@ -49,9 +49,10 @@ async fn dataplane() -> Response {
 async fn file(
     State(service): State<Arc<Service>>,
     Path(path): Path<DocsPath>,
+    headers: HeaderMap,
 ) -> Result<Response, Error> {
     let file = path.file.unwrap_or_default();
-    if let Some(asset) = swagger::asset(&file) {
+    if let Some(asset) = swagger::asset(&file, &headers) {
         return Ok(asset);
     }
     match (file.as_str(), path.name) {

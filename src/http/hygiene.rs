@@ -1,15 +1,16 @@
 //! HTTP hygiene around the REST routes: request ids (taken from `x-request-id` or generated, echoed back and
-//! put on every log line of the request), CORS from `cors_settings`, gzip/deflate of responses and request
-//! bodies (`gzip_enabled`; requests are inflated off the async runtime by [`super::inflate`]), the request body
-//! limit (`max_request_body_size`), REST metrics, and `root_path`.
+//! put on every log line of the request), CORS from `cors_settings`, gzip/deflate of infer responses and of
+//! request bodies (`gzip_enabled`; requests are inflated off the async runtime by [`super::inflate`]), the
+//! request body limit (`max_request_body_size`), REST metrics, and `root_path`.
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use tower_http::compression::predicate::{Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer, ExposeHeaders};
 use tower_http::request_id::{
@@ -90,7 +91,12 @@ pub fn wrap(router: Router, service: &Arc<Service>) -> Router {
         check_content_encoding,
     ));
     if settings.gzip_enabled {
-        router = router.layer(CompressionLayer::new());
+        router = router
+            .layer(middleware::from_fn(mark_infer_responses))
+            .layer(
+                CompressionLayer::new()
+                    .compress_when(SizeAbove::new(MIN_COMPRESSED_BYTES).and(InferResponses)),
+            );
     }
     let metrics = service.metrics();
     if metrics.enabled() {
@@ -112,6 +118,38 @@ pub fn wrap(router: Router, service: &Arc<Service>) -> Router {
                 .on_failure(DefaultOnFailure::new().level(tracing::Level::DEBUG)),
         )
         .layer(SetRequestIdLayer::new(request_id, RandomRequestId))
+}
+
+/// Smallest response body worth compressing (MLServer's gzip middleware uses the same bound).
+pub const MIN_COMPRESSED_BYTES: u16 = 500;
+
+/// Marks a successful answer of an infer route: the only responses compressed, as Triton does. Clients expect
+/// nothing else compressed: `tritonclient.http.aio` sends `Accept-Encoding: gzip` on every call yet only
+/// decompresses infer responses.
+#[derive(Clone, Copy)]
+struct InferResponse;
+
+/// Middleware inside the compression layer: marks the answers of the infer routes.
+async fn mark_infer_responses(request: Request, next: Next) -> Response {
+    let infer = request
+        .extensions()
+        .get::<MatchedPath>()
+        .is_some_and(|path| path.as_str().ends_with("/infer"));
+    let mut response = next.run(request).await;
+    if infer && response.status().is_success() {
+        response.extensions_mut().insert(InferResponse);
+    }
+    response
+}
+
+/// Compression predicate: only responses marked by [`mark_infer_responses`].
+#[derive(Clone, Copy)]
+struct InferResponses;
+
+impl Predicate for InferResponses {
+    fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
+        response.extensions().get::<InferResponse>().is_some()
+    }
 }
 
 /// Refuses request bodies in an encoding that will not be decoded (415, in the server's error shape).

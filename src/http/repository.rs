@@ -14,6 +14,7 @@ use serde::Deserialize;
 use super::schemas::{RepositoryErrors, RepositoryIndexErrors};
 use crate::error::Error;
 use crate::repository::lifecycle::IndexEntry;
+use crate::repository::load_config::{LoadOptions, LoadParameter};
 use crate::service::Service;
 use crate::tensor::Parameters;
 
@@ -56,6 +57,10 @@ pub async fn index(
 }
 
 /// Loads (or reloads) a model: its settings are read again from the repository folder.
+///
+/// Triton's `config` parameter (a string holding a JSON model configuration) overrides them for this load:
+/// `max_batch_size`, `dynamic_batching`, `instance_group`, `input`/`output` declarations; other fields are
+/// refused (400, naming the field). `file:` uploads are not supported (501).
 #[utoipa::path(post, path = "/v2/repository/models/{name}/load", tag = "repository",
     operation_id = "repository_model_load",
     params(("name" = String, Path, description = "The model's name.")),
@@ -70,10 +75,17 @@ pub async fn load(
     service.repository_access.authorize_mutation(&headers)?;
     let request: ModelRequest = optional_json(body, "load")?;
     let parameters = request.parameters.unwrap_or_default();
-    Ok(service
-        .repository
-        .load_model(&name, parameters.keys().map(String::as_str))
-        .await?)
+    let options = LoadOptions::from_parameters(
+        &name,
+        parameters.iter().map(|(key, value)| {
+            let value = match value {
+                serde_json::Value::String(text) => LoadParameter::Text(text),
+                _ => LoadParameter::Other,
+            };
+            (key.as_str(), value)
+        }),
+    )?;
+    Ok(service.repository.load_model(&name, options).await?)
 }
 
 /// Unloads a model once its in-flight requests have been answered.

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::discovery::{self, ModelSource};
+use super::load_config::LoadOptions;
 use super::{compare_versions, label, LoadedModel, ModelState, Repository, Slot};
 use crate::error::Error;
 
@@ -102,20 +103,13 @@ impl Repository {
         Ok(entries)
     }
 
-    /// Loads (or reloads) every version of `name` found on disk now. `parameters` are the names of the
-    /// request's parameters: Triton's `config` override and `file:` uploads are refused (501).
-    pub async fn load_model<'a>(
+    /// Loads (or reloads) every version of `name` found on disk now; with a configuration override (Triton's
+    /// `config` parameter) the versions load with those settings instead of model-settings.json's.
+    pub async fn load_model(
         self: &Arc<Self>,
         name: &str,
-        parameters: impl IntoIterator<Item = &'a str>,
+        options: LoadOptions,
     ) -> Result<(), Error> {
-        for parameter in parameters {
-            if parameter == "config" || parameter.starts_with("file:") {
-                return Err(Error::Unsupported(format!(
-                    "load parameter '{parameter}' is not supported: put the model and its model-settings.json in the repository folder, then load it by name"
-                )));
-            }
-        }
         super::check_name_length(name)?;
         let _guard = self.admin_lock(name).await;
         let mut sources: Vec<ModelSource> = Vec::new();
@@ -134,7 +128,13 @@ impl Repository {
             sources.push(source);
         }
         if sources.is_empty() {
-            return Err(Error::ModelNotFound(name.to_string()));
+            return Err(Error::LoadNotFound(name.to_string()));
+        }
+        if let Some(config) = &options.config {
+            for source in &mut sources {
+                config.check_model_file(name, source)?;
+                config.apply(&mut source.settings);
+            }
         }
         self.lock_not_loaded().remove(name);
         // Versions no longer on disk go; the others load (side by side), each into its slot.
@@ -410,8 +410,8 @@ mod tests {
         for i in 0..200 {
             let name = format!("{i}-{}", "x".repeat(300));
             assert_eq!(
-                repo.load_model(&name, []).await,
-                Err(Error::ModelNotFound(name.clone()))
+                repo.load_model(&name, LoadOptions::default()).await,
+                Err(Error::LoadNotFound(name.clone()))
             );
             assert_eq!(
                 repo.unload_model(&name).await,
@@ -422,10 +422,14 @@ mod tests {
         assert!(repo.lock_not_loaded().is_empty());
         // An over-long name is unknown at once, and shown cut short.
         let huge = "n".repeat(10 << 20);
-        let err = repo.load_model(&huge, []).await.unwrap_err().to_string();
-        assert!(err.len() < 200 && err.contains("10485760 bytes"), "{err}");
+        let err = repo
+            .load_model(&huge, LoadOptions::default())
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 300 && err.contains("10485760 bytes"), "{err}");
         let err = repo.unload_model(&huge).await.unwrap_err().to_string();
-        assert!(err.len() < 200, "{err}");
+        assert!(err.len() < 300, "{err}");
         assert!(repo.resolve(&huge, None).is_err());
         assert_eq!(admin_entries(&repo), 0);
     }

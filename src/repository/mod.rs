@@ -4,6 +4,7 @@
 pub mod access;
 pub mod discovery;
 pub mod lifecycle;
+pub mod load_config;
 pub mod roots;
 pub mod settings;
 

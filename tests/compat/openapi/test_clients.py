@@ -61,7 +61,9 @@ def test_generated_client_reads_errors(server, generated):
     assert response.status_code == 400
     assert isinstance(response.parsed, ErrorBody) and "nope" in response.parsed.error
     missing = model_infer.sync_detailed(name="no-such-model", client=client, body=request)
-    assert missing.status_code == 404 and missing.parsed.error == "Model no-such-model not found"
+    assert missing.status_code == 404 and missing.parsed.error == (
+        "Request for unknown model: 'no-such-model' is not found (Model no-such-model not found)"
+    )
 
 
 def test_open_inference_client_infers(server):
