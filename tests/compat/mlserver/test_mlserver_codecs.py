@@ -87,9 +87,11 @@ def test_base64_codec(server):
     ones.shape = [1, 16]
     response = infer(server, "simple_string", InferenceRequest(inputs=[encoded, ones]))
     assert StringCodec.decode_output(output(response, "OUTPUT1")) == [str(i - 2) for i in range(16)]
-    bad = RequestInput(name="INPUT0", shape=[1, 16], datatype="BYTES", data=["@@"] * 16,
+    # Elements that are not base64 ("17": no padding) are taken as they are, as MLServer's Base64Codec does.
+    raw = RequestInput(name="INPUT0", shape=[1, 16], datatype="BYTES", data=["17"] * 16,
                        parameters=Parameters(content_type="base64"))
-    assert "not valid base64" in infer_error(server, "simple_string", InferenceRequest(inputs=[bad, ones]))
+    response = infer(server, "simple_string", InferenceRequest(inputs=[raw, ones]))
+    assert StringCodec.decode_output(output(response, "OUTPUT1")) == ["15"] * 16
 
 
 def datatypes_inputs(n):
