@@ -54,6 +54,14 @@ async fn rest_json_carries_nul_as_an_escape() {
         r["outputs"][0],
         json!({"name": "OUTPUT0", "shape": [4], "datatype": "BYTES", "data": ["a\u{0}b", "", "\u{0}", "é"]})
     );
+    // A body over 16 KiB takes the envelope fast path, which reads the data arrays itself.
+    let many: Vec<String> = (0..3000).map(|i| format!("{i}\u{0}")).collect();
+    let body =
+        json!({"inputs": [{"name": "INPUT0", "shape": [3000], "datatype": "BYTES", "data": many}]});
+    assert!(serde_json::to_vec(&body).unwrap().len() > 16 * 1024);
+    let (status, r) = post_json(&body).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["outputs"][0]["data"], json!(many));
 }
 
 #[tokio::test]
@@ -149,6 +157,28 @@ async fn rest_binary_round_trips_exact_bytes() {
         })
         .collect();
     assert_eq!(back, ELEMENTS.map(<[u8]>::to_vec));
+    // A raw body (header length 0): one element's bytes alone (batch 1), every output binary.
+    let mut one = Vec::new();
+    encode_raw(
+        &TensorData::Bytes([ELEMENTS[3]].into_iter().collect()),
+        &mut one,
+    );
+    let r = reqwest::Client::new()
+        .post(infer_url())
+        .header("Inference-Header-Content-Length", "0")
+        .header("content-type", "application/octet-stream")
+        .body(one.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let json_len: usize = r.headers()["inference-header-content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let bytes = r.bytes().await.unwrap();
+    assert_eq!(&bytes[json_len..], one.as_slice());
 }
 
 #[tokio::test]
