@@ -94,6 +94,15 @@ def test_base64_codec(server):
     assert StringCodec.decode_output(output(response, "OUTPUT1")) == ["15"] * 16
 
 
+def test_base64_codec_carries_any_bytes(server):
+    # NUL and bytes that are not UTF-8 through an ONNX string Identity: the JSON output is base64 and says so.
+    elements = [b"a\x00b", b"\xff", b"", b"a\x00b\x80"]
+    request = InferenceRequest(inputs=[Base64Codec.encode_input("INPUT0", elements, use_bytes=False)])
+    out = output(infer(server, "identity_string", request), "OUTPUT0")
+    assert out.parameters.content_type == "base64"
+    assert Base64Codec.decode_output(out) == elements
+
+
 def datatypes_inputs(n):
     return [
         NumpyCodec.encode_input(f"input_{name}", np.ones((n, 1), dtype=dtype))
