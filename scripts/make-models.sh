@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the bundled example models in model-repository/ (see scripts/make_models.py).
+# Regenerate the bundled example models in model-repository/ and the test fixtures in tests/models/
+# (see scripts/make_models.py).
 # Creates .venv-models/ at the repo root with pinned packages from PyPI (once), then runs
 # make_models.py, which checks and runs every model before writing it. Idempotent: the same
 # pins give byte-identical model.onnx files.
@@ -38,4 +39,5 @@ if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
   printf '%s\n' "$want" >"$stamp"
 fi
 
-exec "$venv/bin/python" "$repo/scripts/make_models.py" --out "$repo/model-repository" "$@"
+exec "$venv/bin/python" "$repo/scripts/make_models.py" --out "$repo/model-repository" \
+  --fixtures "$repo/tests/models" "$@"

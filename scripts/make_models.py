@@ -22,6 +22,14 @@ Models (ONNX opset 17, IR version 8, dynamic dims are named ``dim_param``s):
   identity_string  Identity on one STRING tensor: INPUT0 [N] -> OUTPUT0 [N], for BYTES that are any
                  bytes (NUL, not UTF-8): ONNX Runtime's strings carry their length
 
+With ``--fixtures DIR`` it also writes test fixtures (not served by default) to DIR:
+
+  iris_zipmap.onnx          skl2onnx ``to_onnx`` defaults on LogisticRegression (iris, labels 0/1/2):
+                            output_label INT64 [N], output_probability seq(map(int64, float))
+  iris_zipmap_strings.onnx  the same trained on the class names: seq(map(string, float))
+  seq_output.onnx           x FP32 [N,2] -> y = x (tensor), ys = [x, x] seq(tensor(float)),
+                            yo = Optional(x) optional(tensor(float)): outputs V2 cannot carry
+
 Nothing is downloaded (iris ships inside scikit-learn) and every seed is fixed, so the
 same pinned package versions (see make-models.sh) give byte-identical model.onnx files.
 Every model is checked with ``onnx.checker.check_model(full_check=True)`` and run once
@@ -332,6 +340,77 @@ def make_identity_string(out):
     return path
 
 
+# --------------------------------------------------------------------------- test fixtures
+
+
+def make_iris_zipmap(fixtures, string_labels):
+    """skl2onnx's default conversion, untouched: probabilities as a ZipMap (a sequence of maps)."""
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    iris = load_iris()
+    X = iris.data.astype(np.float32)
+    y = iris.target_names[iris.target] if string_labels else iris.target
+    clf = LogisticRegression(max_iter=1000, random_state=SEED).fit(X, y)
+    model = to_onnx(clf, X[:1])  # deterministic: fixed graph name, opsets and IR version
+    onnx.checker.check_model(model, full_check=True)
+    name = "iris_zipmap_strings.onnx" if string_labels else "iris_zipmap.onnx"
+    path = os.path.join(fixtures, name)
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+
+    sess = session(path)
+    sample = np.array(IRIS_SAMPLE, dtype=np.float32)
+    label, maps = sess.run(None, {"X": sample})
+    assert list(label) == list(clf.predict(sample)), name
+    keys = list(clf.classes_)
+    prob = np.array([[m[k] for k in keys] for m in maps], dtype=np.float32)
+    assert np.allclose(prob, clf.predict_proba(sample), atol=1e-5), name
+    return path, keys, label, prob
+
+
+def make_seq_output(fixtures):
+    """A tensor output next to a sequence of tensors and an optional tensor."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Identity", ["x"], ["y"], name="copy"),
+            helper.make_node("SequenceConstruct", ["x", "x"], ["ys"], name="twice"),
+            helper.make_node("Optional", ["x"], ["yo"], name="maybe"),
+        ],
+        "seq_output",
+        [tensor("x", TensorProto.FLOAT, ["N", 2])],
+        [
+            tensor("y", TensorProto.FLOAT, ["N", 2]),
+            helper.make_tensor_sequence_value_info("ys", TensorProto.FLOAT, ["N", 2]),
+            helper.make_value_info(
+                "yo", helper.make_optional_type_proto(helper.make_tensor_type_proto(TensorProto.FLOAT, ["N", 2]))
+            ),
+        ],
+    )
+    model = finish_model(graph)
+    onnx.checker.check_model(model, full_check=True)
+    path = os.path.join(fixtures, "seq_output.onnx")
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    x = np.array([[1.0, 2.0]], dtype=np.float32)
+    y, ys, yo = session(path).run(None, {"x": x})
+    assert (y == x).all() and len(ys) == 2 and (yo == x).all()
+    return path
+
+
+def make_fixtures(fixtures):
+    os.makedirs(fixtures, exist_ok=True)
+    results = [make_iris_zipmap(fixtures, False), make_iris_zipmap(fixtures, True)]
+    paths = [p for p, *_ in results] + [make_seq_output(fixtures)]
+    for p in paths:
+        data = open(p, "rb").read()
+        print(f"{os.path.relpath(p, fixtures)}: {len(data)} B sha256 {hashlib.sha256(data).hexdigest()}")
+    for path, keys, label, prob in results:
+        print(f"{os.path.basename(path)} on {IRIS_SAMPLE}: keys {keys}, label {label.tolist()}")
+        print(f"  probabilities (exact as f64) {[[repr(float(x)) for x in row] for row in prob]}")
+
+
 # --------------------------------------------------------------------------- repo files
 
 
@@ -389,6 +468,7 @@ def write_repo_files(out, paths):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True, help="model repository folder to write")
+    ap.add_argument("--fixtures", help="also write the test fixtures (tests/models) to this folder")
     args = ap.parse_args()
     out = os.path.abspath(args.out)
     os.makedirs(out, exist_ok=True)
@@ -414,6 +494,8 @@ def main():
         print(f"  probabilities (exact as f64) {[[repr(float(x)) for x in row] for row in prob]}")
         print(f"  (float32 hex) {[[x.astype('<f4').tobytes().hex() for x in row] for row in prob]}")
     print(f"ok: {len(paths)} models in {out}")
+    if args.fixtures:
+        make_fixtures(os.path.abspath(args.fixtures))
 
 
 if __name__ == "__main__":

@@ -389,13 +389,28 @@ async fn run(
         .workers
         .infer(request.inputs, outputs, deadline)
         .await?;
+    // Outputs turned into class strings do not also get the model's own output parameters.
+    let mut classified = Vec::new();
     for (tensor, requested) in results.iter_mut().zip(&request.outputs) {
         debug_assert_eq!(tensor.name, requested.name);
         if let Some(n) = classification::requested(&requested.parameters, &requested.name)? {
             let labels = model.labels.get(&tensor.name).map(Vec::as_slice);
             classification::classify(tensor, n, labels)?;
+            classified.push(tensor.name.clone());
         }
         tensor.parameters = requested.parameters.clone();
+    }
+    if !model.output_parameters.is_empty() {
+        for tensor in results.iter_mut() {
+            let Some(extra) = model.output_parameters.get(&tensor.name) else {
+                continue;
+            };
+            if !classified.contains(&tensor.name) {
+                for (key, value) in extra {
+                    tensor.parameters.insert(key.clone(), value.clone());
+                }
+            }
+        }
     }
     let mut response = InferResponse {
         model_name: model.name.clone(),
@@ -535,6 +550,14 @@ fn validate(model: &LoadedModel, request: &InferRequest) -> Result<Option<Vec<St
     for output in &request.outputs {
         let shown = short(&output.name);
         let Some(spec) = output_specs.get(&output.name) else {
+            if let Some(unserved) = model
+                .signature
+                .unserved
+                .iter()
+                .find(|u| u.name == output.name)
+            {
+                return Err(Error::Unsupported(unserved.reason.clone()));
+            }
             return Err(Error::InvalidInput(format!(
                 "unknown output '{shown}' requested from model {label}; its outputs are: {}",
                 names(&model.signature.outputs)

@@ -307,6 +307,7 @@ mod tests {
         let ok = Signature {
             inputs: vec![spec("x", vec![-1, 4])],
             outputs: vec![spec("y", vec![-1]), spec("z", vec![])],
+            unserved: vec![],
         };
         assert!(batchable(&ok).is_ok());
         let fixed_input = Signature {

@@ -2,8 +2,10 @@
 
 pub mod batching;
 pub mod onnx;
+pub mod onnx_graph;
 pub mod stats;
 pub mod worker;
+pub mod zipmap;
 
 use serde::Serialize;
 
@@ -26,6 +28,17 @@ pub struct TensorSpec {
 pub struct Signature {
     pub inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
+    /// Outputs the model has but V2 cannot carry (a sequence of tensors, an optional value, ...): left out
+    /// of `outputs` and the metadata; a request that names one is refused with the reason.
+    pub unserved: Vec<UnservedOutput>,
+}
+
+/// A model output oxinfer does not serve, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnservedOutput {
+    pub name: String,
+    /// The whole sentence a refused request gets, naming the output and its ONNX type.
+    pub reason: String,
 }
 
 /// A loaded model that can run one request at a time; each instance lives on its own thread.

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use crate::error::Error;
 use crate::model::batching::BatchPolicy;
-use crate::model::onnx::{OnnxBackend, SessionOptions};
+use crate::model::onnx::{OnnxBackend, SessionOptions, LABELS};
 use crate::model::worker::{parse_timeout, BackendFactory, WorkerOptions, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
-use crate::tensor::DataType;
+use crate::tensor::{DataType, Parameters};
 use discovery::ModelSource;
 use ort::session::builder::PrepackedWeights;
 use roots::ModelRoots;
@@ -44,6 +44,9 @@ pub struct LoadedModel {
     pub signature: Signature,
     /// Class labels per output (model-settings `outputs[].parameters.labels` or `labels_file`), for classification.
     pub labels: HashMap<String, Vec<String>>,
+    /// Parameters that every response output of that name carries: a ZipMap output's keys as `labels`.
+    /// Empty for models with tensor outputs only.
+    pub output_parameters: HashMap<String, Parameters>,
     pub workers: Workers,
     pub source: ModelSource,
 }
@@ -412,10 +415,22 @@ fn load(
             &workers.signature().outputs,
             &source.settings.outputs,
         )?,
+        unserved: workers.signature().unserved.clone(),
     };
-    let labels = read_labels(&source, roots)?;
+    let mut labels = read_labels(&source, roots)?;
+    let mut output_parameters = HashMap::new();
+    for (name, keys) in graph_labels(&workers.signature().outputs) {
+        // The ZipMap keys name the columns in every answer; model-settings labels, when given, still win
+        // for the classification extension.
+        output_parameters.insert(
+            name.clone(),
+            Parameters::from_iter([(LABELS.to_string(), keys.clone())]),
+        );
+        labels.entry(name).or_insert_with(|| label_texts(&keys));
+    }
     Ok(LoadedModel {
         labels,
+        output_parameters,
         name: source.name.clone(),
         version: source.version.clone(),
         platform: source
@@ -467,7 +482,33 @@ fn read_labels(
     Ok(labels)
 }
 
-/// Checks model-settings inputs/outputs against the ONNX file and adds their parameters to the metadata.
+/// The `labels` the backend found in the graph (a ZipMap's keys), per output.
+fn graph_labels(outputs: &[TensorSpec]) -> Vec<(String, serde_json::Value)> {
+    outputs
+        .iter()
+        .filter_map(|o| {
+            let keys = o.parameters.as_ref()?.get(LABELS)?;
+            Some((o.name.clone(), keys.clone()))
+        })
+        .collect()
+}
+
+/// Class labels as text for the classification extension: strings as they are, numbers in decimal.
+fn label_texts(keys: &serde_json::Value) -> Vec<String> {
+    keys.as_array()
+        .map(|keys| {
+            keys.iter()
+                .map(|k| match k {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Checks model-settings inputs/outputs against the ONNX file and adds their parameters to the metadata
+/// (after the ones the model itself gives, such as a ZipMap's `labels`).
 fn merge_declared(
     kind: &str,
     actual: &[TensorSpec],
@@ -519,10 +560,13 @@ fn merge_declared(
                 ));
             }
         }
-        if let Some(parameters) = &d.parameters {
-            let mut parameters = parameters.clone();
-            parameters.remove("labels");
-            parameters.remove("labels_file");
+        if let Some(declared) = &d.parameters {
+            let mut parameters = spec.parameters.take().unwrap_or_default();
+            for (key, value) in declared {
+                if key != "labels" && key != "labels_file" {
+                    parameters.insert(key.clone(), value.clone());
+                }
+            }
             spec.parameters = (!parameters.is_empty()).then_some(parameters);
         }
     }
