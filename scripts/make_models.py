@@ -19,6 +19,8 @@ Models (ONNX opset 17, IR version 8, dynamic dims are named ``dim_param``s):
   simple         Triton's ``simple``: INPUT0, INPUT1 INT32 [N,16] ->
                  OUTPUT0 = INPUT0 + INPUT1, OUTPUT1 = INPUT0 - INPUT1
   simple_string  Triton's ``simple_string``: the same on STRING tensors of decimal integers
+  identity_string  Identity on one STRING tensor: INPUT0 [N] -> OUTPUT0 [N], for BYTES that are any
+                 bytes (NUL, not UTF-8): ONNX Runtime's strings carry their length
 
 With ``--fixtures DIR`` it also writes test fixtures (not served by default) to DIR:
 
@@ -322,6 +324,22 @@ def make_simple_string(out):
     return path
 
 
+def make_identity_string(out):
+    name = "identity_string"
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["INPUT0"], ["OUTPUT0"], name="identity")],
+        name,
+        [tensor("INPUT0", TensorProto.STRING, ["N"])],
+        [tensor("OUTPUT0", TensorProto.STRING, ["N"])],
+    )
+    path = save(out, name, finish_model(graph))
+    # numpy object arrays of str: onnxruntime's Python binding passes text, so this checks the graph, not bytes.
+    x = np.array(["a", "", "é"], dtype=object)
+    (y,) = session(path).run(["OUTPUT0"], {"INPUT0": x})
+    assert y.shape == (3,) and list(y) == list(x), y
+    return path
+
+
 # --------------------------------------------------------------------------- test fixtures
 
 
@@ -423,6 +441,7 @@ dimensions are named (`N`, `N_int8`, ...): every input of `datatypes` has its ow
 | `datatypes` | `input_<t>` [N_<t>,M_<t>] for each t | `output_<t>`, same type and shape | Identity per datatype; t = bool, int8, int16, int32, int64, uint8, uint16, uint32, uint64, fp16, fp32, fp64, string |
 | `simple` | `INPUT0`, `INPUT1` INT32 [N,16] | `OUTPUT0`, `OUTPUT1` INT32 [N,16] | Triton's `simple`: `OUTPUT0 = INPUT0 + INPUT1`, `OUTPUT1 = INPUT0 - INPUT1` |
 | `simple_string` | `INPUT0`, `INPUT1` BYTES (string) [N,16] | `OUTPUT0`, `OUTPUT1` BYTES (string) [N,16] | Triton's `simple_string`: decimal integer strings, their sum and difference as strings |
+| `identity_string` | `INPUT0` BYTES (string) [N] | `OUTPUT0` BYTES (string) [N] | Identity: any bytes (NUL, not UTF-8) come back as sent |
 
 Regenerate (needs python3 and PyPI; builds `.venv-models/` with pinned packages, then runs
 `scripts/make_models.py`, which checks and runs every model before writing it):
@@ -457,7 +476,8 @@ def main():
     np.set_printoptions(precision=9, floatmode="maxprec")
     iris, iris_label, iris_prob = make_iris(out, "iris", string_labels=False)
     labels, labels_label, labels_prob = make_iris(out, "iris-labels", string_labels=True)
-    paths = [iris, labels, make_datatypes(out), make_simple(out), make_simple_string(out), make_image_stats(out)]
+    paths = [iris, labels, make_datatypes(out), make_simple(out), make_simple_string(out), make_image_stats(out),
+             make_identity_string(out)]
     write_repo_files(out, paths)
 
     for p in paths:

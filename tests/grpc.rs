@@ -368,6 +368,10 @@ async fn rest_and_grpc_give_identical_outputs_for_every_model() {
         ("simple", simple_inputs()),
         ("simple_string", simple_string_inputs()),
         ("image_stats", vec![image_input()]),
+        (
+            "identity_string",
+            vec![tensor("INPUT0", vec![3], bytes_data(&["a\0b", "", "é"]))],
+        ),
     ];
     let mut bundled: Vec<String> = std::fs::read_dir(bundled_repository())
         .unwrap()

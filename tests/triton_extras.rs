@@ -117,7 +117,7 @@ async fn statistics_count_real_traffic() {
     assert!(stats["compute_infer"]["ns"].as_u64() <= stats["success"]["ns"].as_u64());
 
     let (_, all) = s.get("/v2/models/stats").await;
-    assert_eq!(all["model_stats"].as_array().unwrap().len(), 6);
+    assert_eq!(all["model_stats"].as_array().unwrap().len(), 7);
     assert_eq!(stats_of(&all, "simple")["inference_count"], 0);
     assert_error(
         &s.get("/v2/models/iris/versions/4/stats").await,

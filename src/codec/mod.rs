@@ -175,7 +175,7 @@ fn decode_input(
             let TensorData::Bytes(elements) = &input.data else {
                 return Err(needs_bytes(ct));
             };
-            let decoded = decode_base64(&name, elements)?;
+            let decoded = decode_base64(elements);
             if spec.datatype == DataType::Uint8 {
                 let width = decoded.iter().next().map_or(0, <[u8]>::len);
                 if let Some(i) = decoded.iter().position(|e| e.len() != width) {
@@ -256,31 +256,27 @@ fn check_utf8(name: &str, data: &TensorData, ct: ContentType) -> Result<(), Erro
     Ok(())
 }
 
-fn decode_base64(name: &str, elements: &BytesBuf) -> Result<BytesBuf, Error> {
-    let engine = &base64::engine::general_purpose::STANDARD;
+/// Base64-decodes each element (standard or URL-safe alphabet, surrounding whitespace ignored). An element that is
+/// not base64 is taken as the raw bytes it already is, as MLServer's Base64Codec does: so any bytes can be sent.
+fn decode_base64(elements: &BytesBuf) -> BytesBuf {
     let mut out = BytesBuf::with_capacity(
         elements.len(),
         elements.iter().map(<[u8]>::len).sum::<usize>(),
     );
     // One scratch buffer for every element (no allocation per element).
     let mut scratch = Vec::new();
-    for (i, element) in elements.iter().enumerate() {
+    for element in elements.iter() {
         let trimmed = element.trim_ascii();
         scratch.clear();
-        engine
+        let decoded = base64::engine::general_purpose::STANDARD
             .decode_vec(trimmed, &mut scratch)
             .or_else(|_| {
                 scratch.clear();
                 base64::engine::general_purpose::URL_SAFE.decode_vec(trimmed, &mut scratch)
-            })
-            .map_err(|e| {
-                Error::InvalidInput(format!(
-                    "input '{name}' element {i} is not valid base64: {e}"
-                ))
-            })?;
-        out.push(&scratch);
+            });
+        out.push(if decoded.is_ok() { &scratch } else { element });
     }
-    Ok(out)
+    out
 }
 
 /// Nanoseconds since the Unix epoch of an ISO 8601 datetime (naive ones are UTC), or a date.
@@ -366,6 +362,30 @@ mod tests {
         );
         assert_eq!(parse_datetime(b"yesterday"), None);
         assert_eq!(iso(1_629_817_279_000_000_000), "2021-08-24T15:01:19+00:00");
+    }
+
+    #[test]
+    fn base64_decodes_or_passes_raw_bytes_through() {
+        let elements: BytesBuf = [
+            b"YQBigA==".as_slice(),
+            b" //4= ",
+            b"_-8=",
+            b"",
+            b"%%% not base64",
+            b"\xff\x00",
+        ]
+        .into_iter()
+        .collect();
+        let decoded = decode_base64(&elements);
+        let want: [&[u8]; 6] = [
+            b"a\x00b\x80",
+            b"\xff\xfe",
+            b"\xff\xef",
+            b"",
+            b"%%% not base64",
+            b"\xff\x00",
+        ];
+        assert_eq!(decoded.iter().collect::<Vec<_>>(), want);
     }
 
     #[test]

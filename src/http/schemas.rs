@@ -37,7 +37,9 @@ impl PartialSchema for TensorData {
                 "The tensor's elements in row-major order, flat (`[1, 2, 3, 4]`) or nested to the shape \
                  (`[[1, 2], [3, 4]]` for shape [2, 2]); the element count must equal the product of the shape. \
                  Numbers for numeric datatypes (`null` = NaN for floats), booleans for BOOL, one string per \
-                 element for BYTES. Absent when the tensor travels as binary data (`binary_data_size`).",
+                 element for BYTES (any bytes: NUL as `\\u0000`; bytes that are not UTF-8 base64-encoded, with \
+                 `parameters.content_type` `base64` on the tensor, both ways). Absent when the tensor travels as \
+                 binary data (`binary_data_size`).",
             ))
             .into()
     }

@@ -269,12 +269,17 @@ pub fn write_infer_response(
                 any_binary = true;
                 parameters.insert("binary_data_size".into(), raw_len(&t.data).into());
             }
+            let data = (!is_binary).then(|| JsonData::new(&t.data));
+            if data.as_ref().is_some_and(JsonData::base64) {
+                // JSON strings are text: bytes that are not UTF-8 go base64-encoded, and say so (MLServer's codec).
+                parameters.insert("content_type".into(), "base64".into());
+            }
             OutputJson {
                 name: &t.name,
                 shape: &t.shape,
                 datatype: t.datatype().as_str(),
                 parameters,
-                data: (!is_binary).then_some(JsonData(&t.data)),
+                data,
             }
         })
         .collect();

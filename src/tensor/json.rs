@@ -438,12 +438,32 @@ impl<'de, S: Sink> Visitor<'de> for Flatten<'_, S> {
     }
 }
 
-/// Serialises a tensor's elements as a flat JSON array.
-pub struct JsonData<'a>(pub &'a TensorData);
+/// Serialises a tensor's elements as a flat JSON array. BYTES elements are JSON strings: as text when every
+/// element is UTF-8, else every element base64-encoded (MLServer's `base64` content type; see [`JsonData::base64`]).
+pub struct JsonData<'a> {
+    data: &'a TensorData,
+    base64: bool,
+}
+
+impl<'a> JsonData<'a> {
+    /// Chooses the encoding: base64 for a BYTES tensor with an element that is not valid UTF-8.
+    pub fn new(data: &'a TensorData) -> Self {
+        let base64 = match data {
+            TensorData::Bytes(b) => b.iter().any(|e| std::str::from_utf8(e).is_err()),
+            _ => false,
+        };
+        JsonData { data, base64 }
+    }
+
+    /// Whether the elements are written base64-encoded: the output's `content_type` must then say `base64`.
+    pub fn base64(&self) -> bool {
+        self.base64
+    }
+}
 
 impl Serialize for JsonData<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
+        match self.data {
             TensorData::Bool(v) => serializer.collect_seq(v),
             TensorData::Uint8(v) => serializer.collect_seq(v),
             TensorData::Uint16(v) => serializer.collect_seq(v),
@@ -457,17 +477,29 @@ impl Serialize for JsonData<'_> {
             TensorData::Bf16(v) => serializer.collect_seq(v.iter().map(|x| x.to_f32())),
             TensorData::Fp32(v) => serializer.collect_seq(v),
             TensorData::Fp64(v) => serializer.collect_seq(v),
+            TensorData::Bytes(b) if self.base64 => {
+                // Each element is encoded as it is written: no String per element.
+                let engine = &base64::engine::general_purpose::STANDARD;
+                serializer.collect_seq(b.iter().map(|e| Base64Element(e, engine)))
+            }
             TensorData::Bytes(b) => {
                 let mut seq = serializer.serialize_seq(Some(b.len()))?;
                 for element in b.iter() {
-                    match std::str::from_utf8(element) {
-                        Ok(s) => seq.serialize_element(s)?,
-                        Err(_) => seq.serialize_element(&String::from_utf8_lossy(element))?,
-                    }
+                    // `new` found every element valid UTF-8; a lossy read is never taken.
+                    seq.serialize_element(&String::from_utf8_lossy(element))?;
                 }
                 seq.end()
             }
         }
+    }
+}
+
+/// One element as a base64 JSON string.
+struct Base64Element<'a>(&'a [u8], &'a base64::engine::GeneralPurpose);
+
+impl Serialize for Base64Element<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&base64::display::Base64Display::new(self.0, self.1))
     }
 }
 
@@ -534,11 +566,36 @@ mod tests {
     }
 
     #[test]
+    fn bytes_serialise_as_text_or_all_base64() {
+        let text: BytesBuf = [b"a\x00b".as_slice(), b"", "é".as_bytes()]
+            .into_iter()
+            .collect();
+        let data = TensorData::Bytes(text);
+        let json = JsonData::new(&data);
+        assert!(!json.base64());
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"["a\u0000b","","é"]"#
+        );
+        let binary: BytesBuf = [b"\xff\xfe".as_slice(), b"", b"a\x00b\x80", b"ok"]
+            .into_iter()
+            .collect();
+        let data = TensorData::Bytes(binary);
+        let json = JsonData::new(&data);
+        assert!(json.base64());
+        assert_eq!(
+            serde_json::to_string(&json).unwrap(),
+            r#"["//4=","","YQBigA==","b2s="]"#
+        );
+    }
+
+    #[test]
     fn serialises_flat() {
-        let s = serde_json::to_string(&JsonData(&TensorData::Fp32(vec![0.1, f32::NAN]))).unwrap();
-        assert_eq!(s, "[0.1,null]");
         let s =
-            serde_json::to_string(&JsonData(&TensorData::Fp16(vec![f16::from_f32(0.5)]))).unwrap();
+            serde_json::to_string(&JsonData::new(&TensorData::Fp32(vec![0.1, f32::NAN]))).unwrap();
+        assert_eq!(s, "[0.1,null]");
+        let s = serde_json::to_string(&JsonData::new(&TensorData::Fp16(vec![f16::from_f32(0.5)])))
+            .unwrap();
         assert_eq!(s, "[0.5]");
     }
 }

@@ -9,6 +9,7 @@ pub mod json_scan;
 pub mod limits;
 pub mod lookup;
 pub mod ort;
+pub mod ort_strings;
 pub mod rope;
 
 use half::{bf16, f16};
@@ -123,6 +124,15 @@ impl BytesBuf {
             data: Vec::with_capacity(bytes),
             offsets,
         }
+    }
+
+    /// A buffer from its parts: element `i` is `data[offsets[i]..offsets[i + 1]]`. `None` unless the offsets start
+    /// at 0, never decrease and end at `data.len()`.
+    pub fn from_parts(data: Vec<u8>, offsets: Vec<usize>) -> Option<Self> {
+        let well_formed = offsets.first() == Some(&0)
+            && offsets.last() == Some(&data.len())
+            && offsets.windows(2).all(|w| w[0] <= w[1]);
+        well_formed.then_some(BytesBuf { data, offsets })
     }
 
     /// Appends one element.
@@ -375,6 +385,11 @@ mod tests {
         assert_eq!(b.get(0), b"ab");
         assert_eq!(b.get(1), b"");
         assert_eq!(b.get(2), b"xyz");
+        let parts = BytesBuf::from_parts(b"abxyz".to_vec(), vec![0, 2, 2, 5]).unwrap();
+        assert_eq!(parts, b);
+        assert!(BytesBuf::from_parts(b"ab".to_vec(), vec![0, 3]).is_none());
+        assert!(BytesBuf::from_parts(b"ab".to_vec(), vec![0, 2, 1, 2]).is_none());
+        assert!(BytesBuf::from_parts(Vec::new(), Vec::new()).is_none());
     }
 
     #[test]

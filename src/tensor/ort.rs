@@ -2,7 +2,7 @@
 
 use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType};
 
-use super::{BytesBuf, DataType, TensorData};
+use super::{DataType, TensorData};
 use crate::error::Error;
 use crate::{match_number_type, match_tensor_data};
 
@@ -27,31 +27,14 @@ pub fn datatype_of(element: TensorElementType) -> Option<DataType> {
     })
 }
 
-/// Moves a tensor's buffer into an ONNX Runtime value (numeric buffers are handed over, not copied).
+/// Moves a tensor's buffer into an ONNX Runtime value (numeric buffers are handed over, not copied; BYTES
+/// elements are copied by length, so they may hold any bytes).
 pub fn to_ort_value(name: &str, shape: &[usize], data: TensorData) -> Result<DynValue, Error> {
     let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
     let wrap = |e: ort::Error| Error::InvalidInput(format!("input '{name}': {e}"));
     Ok(match_tensor_data!(data,
         v => OrtTensor::from_array((shape, v)).map_err(wrap)?.into_dyn(),
-        b => {
-            if let Some(i) = b.iter().position(|e| e.contains(&0)) {
-                return Err(Error::InvalidInput(format!(
-                    "input '{name}' element {i} contains a NUL byte, which an ONNX string tensor cannot hold"
-                )));
-            }
-            let mut elements = Vec::with_capacity(b.len());
-            for (i, element) in b.iter().enumerate() {
-                let s = std::str::from_utf8(element).map_err(|_| {
-                    Error::InvalidInput(format!(
-                        "input '{name}' element {i} is not valid UTF-8, which an ONNX string tensor needs"
-                    ))
-                })?;
-                elements.push(s.to_owned());
-            }
-            OrtTensor::from_string_array((shape, elements.as_slice()))
-                .map_err(wrap)?
-                .into_dyn()
-        }
+        b => super::ort_strings::string_tensor(&shape, &b).map_err(wrap)?
     ))
 }
 
@@ -78,13 +61,8 @@ pub fn from_ort_value(name: &str, value: &DynValue) -> Result<(Vec<usize>, Tenso
             (dims(shape), TensorData::Bool(slice.to_vec()))
         }
         DataType::Bytes => {
-            let (shape, strings) = value.try_extract_strings().map_err(wrap)?;
-            let total = strings.iter().map(String::len).sum();
-            let mut buf = BytesBuf::with_capacity(strings.len(), total);
-            for s in &strings {
-                buf.push(s.as_bytes());
-            }
-            (dims(shape), TensorData::Bytes(buf))
+            let shape = value.dtype().tensor_shape().map(|s| dims(s)).unwrap_or_default();
+            (shape, TensorData::Bytes(super::ort_strings::read_strings(value).map_err(wrap)?))
         }
     ))
 }

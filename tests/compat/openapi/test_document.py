@@ -8,7 +8,7 @@ from openapi_spec_validator import validate
 
 from conftest import ROOT
 
-MODELS = ["iris", "iris-labels", "datatypes", "simple", "simple_string", "image_stats"]
+MODELS = ["iris", "iris-labels", "datatypes", "simple", "simple_string", "image_stats", "identity_string"]
 
 
 def fetch(server, path):
