@@ -154,6 +154,14 @@ async fn rest_index_load_unload_while_another_model_serves() {
         "load parameter 'file:1/model.onnx' is not supported",
     );
 
+    // A JSON array is not a request (serde would read it as an empty struct).
+    for body in [json!([]), json!(["x"]), json!("x")] {
+        assert_error(
+            &s.post("/v2/repository/models/iris/load", &body).await,
+            400,
+            "invalid load request",
+        );
+    }
     // Load it back: a body is optional.
     assert_eq!(
         post_empty(&s, "/v2/repository/models/iris/load", None).await,

@@ -140,8 +140,16 @@ fn optional_json<T: DeserializeOwned + Default>(
             e.body_text()
         ))
     })?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(T::default());
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Ok(T::default()),
+        // serde reads a struct from a JSON array too (`[]` would pass as an empty request): only an object or null.
+        Some(b'{') | Some(b'n') => {}
+        Some(_) => {
+            return Err(Error::InvalidInput(format!(
+                "invalid {what} request: the body must be a JSON object"
+            )))
+        }
     }
     serde_json::from_slice::<Option<T>>(&body)
         .map(Option::unwrap_or_default)
