@@ -328,6 +328,9 @@ pub fn server_metadata(metadata: ServerMetadata) -> pb::ServerMetadataResponse {
     }
 }
 
+/// The model metadata message. The model-level parameters stay out (field 6 is declared differently by the
+/// official proto and by MLServer's, see docs/conformance.md); REST's metadata carries them. Per-tensor parameters
+/// go in `TensorMetadata` field 4, which MLServer's and Seldon's protos declare and the others skip as unknown.
 pub fn model_metadata(metadata: ModelMetadata) -> pb::ModelMetadataResponse {
     pb::ModelMetadataResponse {
         name: metadata.name,
@@ -335,11 +338,6 @@ pub fn model_metadata(metadata: ModelMetadata) -> pb::ModelMetadataResponse {
         platform: metadata.platform,
         inputs: metadata.inputs.into_iter().map(tensor_metadata).collect(),
         outputs: metadata.outputs.into_iter().map(tensor_metadata).collect(),
-        parameters: metadata
-            .parameters
-            .as_ref()
-            .map(parameters_to_proto)
-            .unwrap_or_default(),
     }
 }
 
