@@ -38,6 +38,18 @@ pub fn infer_request(
     limits.check_tensor_count("inputs", message.inputs.len())?;
     limits.check_tensor_count("requested outputs", message.outputs.len())?;
     let raw = !message.raw_input_contents.is_empty();
+    if let Some(both) = message
+        .inputs
+        .iter()
+        .find(|i| raw && i.contents.as_ref().is_some_and(has_elements))
+    {
+        // Triton's wording, which its grpc_explicit_int_content_client.py example looks for.
+        return Err(Error::InvalidInput(format!(
+            "contents field must not be specified when using raw_input_contents for '{}' for model '{}'; send one or the other",
+            short(&both.name),
+            short(&message.model_name)
+        )));
+    }
     if raw && message.raw_input_contents.len() != message.inputs.len() {
         return Err(Error::InvalidInput(format!(
             "raw_input_contents has {} entries but the request has {} inputs; give exactly one per input, in order",
@@ -411,7 +423,12 @@ mod tests {
             raw_input_contents: vec![Bytes::from_static(&[0; 4])],
             ..Default::default()
         });
-        assert!(e.contains("'a'") && e.contains("both"), "{e}");
+        assert!(
+            e.contains(
+                "contents field must not be specified when using raw_input_contents for 'a'"
+            ),
+            "{e}"
+        );
         let e = err(pb::ModelInferRequest {
             inputs: vec![input("h", "FP16", vec![2])],
             ..Default::default()
