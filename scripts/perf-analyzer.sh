@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Triton's perf_analyzer (PyPI wheel perf-analyzer 2.60.0) with the given arguments, e.g.
-#   scripts/perf-analyzer.sh -m simple -u 127.0.0.1:8080 --shape INPUT0:1,16 --shape INPUT1:1,16
+#   scripts/perf-analyzer.sh -m simple -u 127.0.0.1:8080   (no --shape: the config is in Triton's batching form)
 # The binary needs glibc 2.38; Debian 12 has 2.36, so Debian 13's libc6, libstdc++6, libgcc-s1, libssl3t64 and
 # zlib1g are unpacked into .perf/ (private apt lists, nothing installed system-wide) and the binary is started
 # through that loader. Provisioned once; `--print-path` prints the command prefix instead of running.

@@ -89,6 +89,8 @@ pub struct Settings {
     pub grpc_keepalive_time: f64,
     /// Seconds a keep-alive ping may go unanswered before the connection is closed.
     pub grpc_keepalive_timeout: f64,
+    /// When gRPC inference answers put outputs in `raw_output_contents` rather than typed `contents`.
+    pub grpc_raw_outputs: RawOutputs,
     /// Serve the model repository API (index, load, unload) over REST and gRPC.
     pub repository_api_enabled: bool,
     /// Bearer token the repository API's callers must send (`Authorization: Bearer ...`, or gRPC metadata
@@ -146,6 +148,7 @@ impl Default for Settings {
             http2_max_concurrent_streams: 256,
             grpc_keepalive_time: 60.0,
             grpc_keepalive_timeout: 20.0,
+            grpc_raw_outputs: RawOutputs::Auto,
             repository_api_enabled: true,
             repository_api_token: None,
             repository_api_token_file: None,
@@ -154,6 +157,18 @@ impl Default for Settings {
             default_model: None,
         }
     }
+}
+
+/// How gRPC `ModelInfer` answers carry output tensors (`grpc_raw_outputs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawOutputs {
+    /// As MLServer: raw when the request came raw (as tritonclient sends it), typed `contents` otherwise
+    /// (FP16/BF16 outputs, which have no typed field, always raw).
+    Auto,
+    /// As Triton: always `raw_output_contents`, also for requests sent with typed `contents` (what Triton's
+    /// `grpc_explicit_*_content_client.py` examples read).
+    Always,
 }
 
 /// MLServer's `cors_settings` (Starlette's CORSMiddleware options), with MLServer's defaults.
@@ -264,6 +279,7 @@ const KNOWN: &[&str] = &[
     "http2_max_concurrent_streams",
     "grpc_keepalive_time",
     "grpc_keepalive_timeout",
+    "grpc_raw_outputs",
     "repository_api_enabled",
     "repository_api_token",
     "repository_api_token_file",
@@ -756,6 +772,24 @@ mod tests {
         .resolve()
         .unwrap_err();
         assert!(from_env.to_string().contains("graceful_shutdown_timeout"));
+    }
+
+    #[test]
+    fn grpc_raw_outputs_is_auto_or_always() {
+        assert_eq!(Settings::default().grpc_raw_outputs, RawOutputs::Auto);
+        let set = layers(
+            json!({"grpc_raw_outputs": "auto"}),
+            &[("MLSERVER_GRPC_RAW_OUTPUTS", "always")],
+            json!({}),
+        )
+        .resolve()
+        .unwrap();
+        assert_eq!(set.grpc_raw_outputs, RawOutputs::Always);
+        let err = error_of(json!({"grpc_raw_outputs": "sometimes"}));
+        assert!(
+            err.contains("grpc_raw_outputs") && err.contains("always"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -643,7 +643,10 @@ async fn model_config_for_simple_and_not_found_for_an_unknown_model() {
     assert_eq!(config.name, "simple");
     assert_eq!(config.platform, "onnxruntime_onnx");
     assert_eq!(config.backend, "onnxruntime");
-    assert_eq!(config.max_batch_size, 0);
+    assert_eq!(
+        config.max_batch_size as usize,
+        oxinfer::service::TRITON_DEFAULT_MAX_BATCH_SIZE
+    );
     assert_eq!(config.default_model_filename, "model.onnx");
     let names = |tensors: Vec<(&str, i32, &[i64])>| -> Vec<(String, i32, Vec<i64>)> {
         tensors
@@ -659,10 +662,7 @@ async fn model_config_for_simple_and_not_found_for_an_unknown_model() {
         .collect();
     assert_eq!(
         inputs,
-        names(vec![
-            ("INPUT0", int32, &[-1, 16]),
-            ("INPUT1", int32, &[-1, 16])
-        ])
+        names(vec![("INPUT0", int32, &[16]), ("INPUT1", int32, &[16])])
     );
     let outputs: Vec<_> = config
         .output
@@ -671,10 +671,7 @@ async fn model_config_for_simple_and_not_found_for_an_unknown_model() {
         .collect();
     assert_eq!(
         outputs,
-        names(vec![
-            ("OUTPUT0", int32, &[-1, 16]),
-            ("OUTPUT1", int32, &[-1, 16])
-        ])
+        names(vec![("OUTPUT0", int32, &[16]), ("OUTPUT1", int32, &[16])])
     );
     assert_eq!(config.instance_group.len(), 1);
     assert_eq!(config.instance_group[0].kind, Kind::Cpu as i32);
@@ -936,4 +933,59 @@ fn lossy_text(encoded: &[u8]) -> String {
 fn image_input() -> Tensor {
     let pixels: Vec<u8> = (0..32 * 32 * 3).map(|i| (i % 251) as u8).collect();
     Tensor::new("image", vec![1, 32, 32, 3], TensorData::Uint8(pixels)).unwrap()
+}
+
+#[tokio::test]
+async fn metadata_carries_tensor_parameters_and_no_field_6() {
+    let addrs = shared();
+    let mut client = ready_client(addrs).await;
+    let metadata = client
+        .model_metadata(pb::ModelMetadataRequest {
+            name: "image_stats".into(),
+            version: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        metadata.inputs[0].parameters.get("content_type"),
+        Some(&pb::InferParameter {
+            parameter_choice: Some(P::StringParam("img".into()))
+        })
+    );
+    // Field 6 is declared one way by the official proto and another by MLServer's: it is never sent.
+    let bytes = metadata.encode_to_vec();
+    let mut rest = bytes.as_slice();
+    while !rest.is_empty() {
+        let (tag, wire) = prost::encoding::decode_key(&mut rest).unwrap();
+        assert_ne!(tag, 6, "field 6 was sent");
+        prost::encoding::skip_field(wire, tag, &mut rest, Default::default()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn grpc_raw_outputs_always_answers_typed_requests_raw() {
+    let settings = oxinfer::config::Settings {
+        grpc_raw_outputs: oxinfer::config::RawOutputs::Always,
+        ..test_settings()
+    };
+    let mut client = ready_client(spawn_server(settings)).await;
+    let response = client
+        .model_infer(typed_request("simple", &simple_inputs()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(response.raw_output_contents.len(), 2);
+    assert!(response.outputs.iter().all(|o| o.contents.is_none()));
+    let got = outputs(&response, true);
+    let sum: Vec<i32> = (1..17).collect();
+    assert_eq!(output(&got, "OUTPUT0").data, TensorData::Int32(sum));
+    // The default answers a typed request typed, as MLServer does.
+    let mut client = ready_client(shared()).await;
+    let response = client
+        .model_infer(typed_request("simple", &simple_inputs()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(response.raw_output_contents.is_empty());
 }

@@ -434,3 +434,104 @@ async fn concurrent_requests_all_get_their_own_answers() {
         t.await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn trailing_slashes_answer_as_the_documented_routes() {
+    let s = bundled().await;
+    for (plain, slashed) in [
+        ("/v2", "/v2/"),
+        ("/v2/health/live", "/v2/health/live/"),
+        ("/v2/health/ready", "/v2/health/ready/"),
+        ("/v2/models/iris", "/v2/models/iris/"),
+        ("/v2/models/iris/ready", "/v2/models/iris/ready/"),
+        ("/v2/models/simple/config", "/v2/models/simple/config/"),
+    ] {
+        assert_eq!(s.get(slashed).await, s.get(plain).await, "{slashed}");
+    }
+    let (status, r) = s.post("/v2/models/iris/infer/", &iris_request()).await;
+    assert_eq!(
+        (status, &r["outputs"][0]["data"]),
+        (200, &json!([0, 2])),
+        "{r}"
+    );
+    // Unknown paths stay 404 with or without the slash; a wrong method stays 405.
+    assert_error(&s.get("/v2/nothing/").await, 404, "no route");
+    assert_error(
+        &s.get("/v2/models/nope/").await,
+        404,
+        "Model nope not found",
+    );
+    let r = s
+        .client
+        .get(s.url("/v2/models/iris/infer/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 405);
+    // The documentation pages keep their own form (`/v2/docs` redirects to `/v2/docs/`).
+    let r = s.client.get(s.url("/v2/docs/")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn non_finite_floats_travel_as_strings_and_out_of_range_values_are_refused() {
+    let s = bundled().await;
+    // Every input of the `datatypes` model, with the float ones replaced.
+    let body = |replace: &[(&str, &str, Value)]| {
+        let inputs: Vec<Value> = datatype_cases()
+            .into_iter()
+            .map(|(suffix, dt, data)| {
+                let name = format!("input_{suffix}");
+                let (dt, data) = replace
+                    .iter()
+                    .find(|(n, _, _)| *n == name)
+                    .map(|(_, dt, data)| (*dt, data.clone()))
+                    .unwrap_or((dt, data));
+                json!({"name": name, "shape": [2, 2], "datatype": dt, "data": data})
+            })
+            .collect();
+        json!({"inputs": inputs, "outputs": [
+            {"name": "output_fp32"}, {"name": "output_fp64"}, {"name": "output_fp16"}]})
+    };
+    let (status, r) = s
+        .post(
+            "/v2/models/datatypes/infer",
+            &body(&[
+                (
+                    "input_fp32",
+                    "FP32",
+                    json!(["NaN", "Infinity", "-Infinity", null]),
+                ),
+                ("input_fp64", "FP64", json!(["nan", "inf", -1.5, "-inf"])),
+                ("input_fp16", "FP16", json!(["-Infinity", 65504, "NaN", 1])),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(
+        r["outputs"][0]["data"],
+        json!(["NaN", "Infinity", "-Infinity", "NaN"])
+    );
+    assert_eq!(
+        r["outputs"][1]["data"],
+        json!(["NaN", "Infinity", -1.5, "-Infinity"])
+    );
+    assert_eq!(
+        r["outputs"][2]["data"],
+        json!(["-Infinity", 65504.0, "NaN", 1.0])
+    );
+    for (name, datatype, value) in [
+        ("input_fp32", "FP32", json!([1e39, 0, 0, 0])),
+        ("input_fp32", "FP32", json!([0, 0, 0, -4e38])),
+        ("input_fp16", "FP16", json!([70000, 0, 0, 0])),
+    ] {
+        let answer = s
+            .post(
+                "/v2/models/datatypes/infer",
+                &body(&[(name, datatype, value)]),
+            )
+            .await;
+        assert_error(&answer, 400, &format!("input '{name}' ({datatype})"));
+        assert_error(&answer, 400, "out of range");
+    }
+}

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{assert_error, bundled_repository, iris_request, TestServer};
+use common::{assert_error, bundled_repository, iris_request, write_model, TestServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -54,20 +54,46 @@ async fn model_configuration_in_tritons_shape() {
     assert_eq!(config["name"], "simple");
     assert_eq!(config["platform"], "onnxruntime_onnx");
     assert_eq!(config["backend"], "onnxruntime");
-    assert_eq!(config["max_batch_size"], 0);
+    // Every tensor starts with a variable dimension: Triton's batching form, as Triton's own `simple`
+    // (max_batch_size > 0, dims without the batch dimension), so perf_analyzer needs no --shape.
+    assert_eq!(
+        config["max_batch_size"],
+        oxinfer::service::TRITON_DEFAULT_MAX_BATCH_SIZE
+    );
     assert_eq!(
         config["input"][0],
-        json!({"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [-1, 16]})
+        json!({"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [16]})
     );
     assert_eq!(config["output"][1]["name"], "OUTPUT1");
     assert_eq!(config["instance_group"][0]["count"], 1);
     let (_, strings) = s.get("/v2/models/iris-labels/config").await;
     assert_eq!(strings["output"][0]["data_type"], "TYPE_STRING");
+    // A tensor that is only the batch dimension is written as Triton writes it.
+    assert_eq!(
+        strings["output"][0],
+        json!({"name": "label", "data_type": "TYPE_STRING", "dims": [1], "reshape": {"shape": []}})
+    );
     assert_error(
         &s.get("/v2/models/nope/config").await,
         404,
         "Model nope not found",
     );
+}
+
+#[tokio::test]
+async fn model_configuration_takes_max_batch_size_from_the_settings() {
+    let root = tempfile::tempdir().unwrap();
+    write_model(
+        root.path(),
+        "simple",
+        &json!({"name": "simple", "max_batch_size": 8}),
+        Some("simple"),
+    );
+    let s = TestServer::start(root.path()).await;
+    let (status, config) = s.get("/v2/models/simple/config").await;
+    assert_eq!(status, 200, "{config}");
+    assert_eq!(config["max_batch_size"], 8);
+    assert_eq!(config["output"][0]["dims"], json!([16]));
 }
 
 fn stats_of<'a>(body: &'a Value, name: &str) -> &'a Value {

@@ -38,6 +38,18 @@ pub fn infer_request(
     limits.check_tensor_count("inputs", message.inputs.len())?;
     limits.check_tensor_count("requested outputs", message.outputs.len())?;
     let raw = !message.raw_input_contents.is_empty();
+    if let Some(both) = message
+        .inputs
+        .iter()
+        .find(|i| raw && i.contents.as_ref().is_some_and(has_elements))
+    {
+        // Triton's wording, which its grpc_explicit_int_content_client.py example looks for.
+        return Err(Error::InvalidInput(format!(
+            "contents field must not be specified when using raw_input_contents for '{}' for model '{}'; send one or the other",
+            short(&both.name),
+            short(&message.model_name)
+        )));
+    }
     if raw && message.raw_input_contents.len() != message.inputs.len() {
         return Err(Error::InvalidInput(format!(
             "raw_input_contents has {} entries but the request has {} inputs; give exactly one per input, in order",
@@ -328,6 +340,9 @@ pub fn server_metadata(metadata: ServerMetadata) -> pb::ServerMetadataResponse {
     }
 }
 
+/// The model metadata message. The model-level parameters stay out (field 6 is declared differently by the
+/// official proto and by MLServer's, see docs/conformance.md); REST's metadata carries them. Per-tensor parameters
+/// go in `TensorMetadata` field 4, which MLServer's and Seldon's protos declare and the others skip as unknown.
 pub fn model_metadata(metadata: ModelMetadata) -> pb::ModelMetadataResponse {
     pb::ModelMetadataResponse {
         name: metadata.name,
@@ -335,11 +350,6 @@ pub fn model_metadata(metadata: ModelMetadata) -> pb::ModelMetadataResponse {
         platform: metadata.platform,
         inputs: metadata.inputs.into_iter().map(tensor_metadata).collect(),
         outputs: metadata.outputs.into_iter().map(tensor_metadata).collect(),
-        parameters: metadata
-            .parameters
-            .as_ref()
-            .map(parameters_to_proto)
-            .unwrap_or_default(),
     }
 }
 
@@ -413,7 +423,12 @@ mod tests {
             raw_input_contents: vec![Bytes::from_static(&[0; 4])],
             ..Default::default()
         });
-        assert!(e.contains("'a'") && e.contains("both"), "{e}");
+        assert!(
+            e.contains(
+                "contents field must not be specified when using raw_input_contents for 'a'"
+            ),
+            "{e}"
+        );
         let e = err(pb::ModelInferRequest {
             inputs: vec![input("h", "FP16", vec![2])],
             ..Default::default()

@@ -124,7 +124,8 @@ impl Inference {
             .await?;
         let outputs = tensor_bytes(&response.outputs);
         permit.force(outputs);
-        let raw = decoded.raw;
+        let raw = decoded.raw
+            || self.service.settings().grpc_raw_outputs == crate::config::RawOutputs::Always;
         let encode = move || {
             let message = convert::infer_response(response, raw);
             let len = message.encoded_len();

@@ -25,6 +25,7 @@ pub fn model_config(config: Value) -> Result<pb::ModelConfig, Error> {
                 data_type: data_type(&t.data_type)?,
                 format: pb::model_input::Format::None as i32,
                 dims: t.dims,
+                reshape: t.reshape.map(reshape),
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -36,6 +37,7 @@ pub fn model_config(config: Value) -> Result<pb::ModelConfig, Error> {
                 name: t.name,
                 data_type: data_type(&t.data_type)?,
                 dims: t.dims,
+                reshape: t.reshape.map(reshape),
             })
         })
         .collect::<Result<_, Error>>()?;
@@ -109,6 +111,10 @@ pub fn model_statistics(stats: ModelStatistics) -> pb::ModelStatistics {
     }
 }
 
+fn reshape(r: ReshapeJson) -> pb::ModelTensorReshape {
+    pb::ModelTensorReshape { shape: r.shape }
+}
+
 fn duration(d: Duration64) -> pb::StatisticDuration {
     pb::StatisticDuration {
         count: d.count,
@@ -175,6 +181,12 @@ struct TensorJson {
     name: String,
     data_type: String,
     dims: Vec<i64>,
+    reshape: Option<ReshapeJson>,
+}
+
+#[derive(Deserialize)]
+struct ReshapeJson {
+    shape: Vec<i64>,
 }
 
 #[derive(Deserialize)]
@@ -238,6 +250,19 @@ mod tests {
         assert_eq!(m.instance_group[0].count, 2);
         assert_eq!(m.backend, "onnxruntime");
         assert!(m.version_policy.is_some());
+        assert!(m.input[0].reshape.is_none());
+    }
+
+    #[test]
+    fn reshape_is_carried() {
+        let config = serde_json::json!({
+            "name": "m",
+            "max_batch_size": 4,
+            "output": [{"name": "y", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}}],
+        });
+        let m = model_config(config).unwrap();
+        assert_eq!(m.max_batch_size, 4);
+        assert_eq!(m.output[0].reshape.as_ref().map(|r| r.shape.len()), Some(0));
     }
 
     #[test]

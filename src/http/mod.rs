@@ -14,7 +14,11 @@ pub mod types;
 
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -47,8 +51,42 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 /// body limit, tracing, CORS, compression and metrics are added around it by [`hygiene::wrap`].
 pub fn router(service: Arc<Service>) -> Router {
     let (api, _document) = routes().split_for_parts();
-    api.merge(docs::routes())
+    // A path that matches nothing and ends with `/` is tried once more without it, on the documented routes
+    // only (the official OpenAPI document spells server metadata `/v2/`); the documentation pages keep their
+    // own slash rules (`/v2/docs` redirects to `/v2/docs/`).
+    let retry = api
+        .clone()
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .with_state(service.clone());
+    api.merge(docs::routes())
+        .fallback(move |request: Request| without_trailing_slash(retry.clone(), request))
+        .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(service)
+}
+
+/// Routes `request` on `api` with one trailing `/` taken off its path, or answers 404 when there is none to take.
+async fn without_trailing_slash(api: Router, mut request: Request) -> Response {
+    let path = request.uri().path();
+    let Some(trimmed) = path.strip_suffix('/').filter(|p| !p.is_empty()) else {
+        return handlers::not_found(request.uri().clone())
+            .await
+            .into_response();
+    };
+    let rewritten = match request.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    match rewritten.parse::<Uri>() {
+        Ok(uri) => {
+            *request.uri_mut() = uri;
+            match api.oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+        Err(_) => handlers::not_found(request.uri().clone())
+            .await
+            .into_response(),
+    }
 }

@@ -19,7 +19,7 @@ pub fn schema_ref(name: &str) -> RefOr<Schema> {
     RefOr::Ref(Ref::from_schema_name(name))
 }
 
-/// Tensor `data`: row-major, flat or nested to the shape; numbers, strings (BYTES), booleans, `null` (NaN).
+/// Tensor `data`: row-major, flat or nested to the shape; numbers, strings (BYTES, and `"NaN"`/`"Infinity"`/`"-Infinity"` for floats), booleans, `null` (NaN).
 pub struct TensorData;
 
 impl PartialSchema for TensorData {
@@ -36,10 +36,12 @@ impl PartialSchema for TensorData {
             .description(Some(
                 "The tensor's elements in row-major order, flat (`[1, 2, 3, 4]`) or nested to the shape \
                  (`[[1, 2], [3, 4]]` for shape [2, 2]); the element count must equal the product of the shape. \
-                 Numbers for numeric datatypes (`null` = NaN for floats), booleans for BOOL, one string per \
-                 element for BYTES (any bytes: NUL as `\\u0000`; bytes that are not UTF-8 base64-encoded, with \
-                 `parameters.content_type` `base64` on the tensor, both ways). Absent when the tensor travels as \
-                 binary data (`binary_data_size`).",
+                 Numbers for numeric datatypes, booleans for BOOL, one string per element for BYTES (any bytes: \
+                 NUL as `\\u0000`; bytes that are not UTF-8 base64-encoded, with `parameters.content_type` \
+                 `base64` on the tensor, both ways). Float datatypes write NaN and infinities as the strings \
+                 `\"NaN\"`, `\"Infinity\"`, `\"-Infinity\"` and read those (and `null` = NaN); a finite number \
+                 beyond the datatype's range is refused. Absent when the tensor travels as binary data \
+                 (`binary_data_size`).",
             ))
             .into()
     }

@@ -191,6 +191,30 @@ trait JsonScalar: Sized {
     fn from_null() -> Option<Self> {
         None
     }
+    /// A string element: the float types read the names of the non-finite values (see [`non_finite`]).
+    fn from_str(_: &str) -> Option<Self> {
+        None
+    }
+    /// Float types refuse only numbers beyond their range; the message says so.
+    const FLOAT: bool = false;
+}
+
+/// The value a string names when it is one of the non-finite floats oxinfer writes (`"NaN"`, `"Infinity"`,
+/// `"-Infinity"`), or another spelling that Python's `float()` and numpy read (`nan`, `inf`, `+inf`, any case).
+pub fn non_finite(text: &str) -> Option<f64> {
+    let (negative, word) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let value = if word.eq_ignore_ascii_case("nan") {
+        f64::NAN
+    } else if word.eq_ignore_ascii_case("inf") || word.eq_ignore_ascii_case("infinity") {
+        f64::INFINITY
+    } else {
+        return None;
+    };
+    Some(if negative { -value } else { value })
 }
 
 macro_rules! int_scalar {
@@ -226,25 +250,33 @@ int_scalar!(i16, "INT16");
 int_scalar!(i32, "INT32");
 int_scalar!(i64, "INT64");
 
+// A finite number that rounds to infinity in the tensor's type (1e39 as FP32, 70000 as FP16) is refused rather
+// than silently becoming infinite; infinities and NaN are written as strings (see [`non_finite`]).
 macro_rules! float_scalar {
     ($t:ty, $name:literal, $conv:expr $(, $decimal:expr)?) => {
         impl JsonScalar for $t {
             const NAME: &'static str = $name;
+            const FLOAT: bool = true;
             fn from_i64(v: i64) -> Option<Self> {
-                Some($conv(v as f64))
+                <Self as JsonScalar>::from_f64(v as f64)
             }
             fn from_u64(v: u64) -> Option<Self> {
-                Some($conv(v as f64))
+                <Self as JsonScalar>::from_f64(v as f64)
             }
+            #[inline(always)]
             fn from_f64(v: f64) -> Option<Self> {
-                Some($conv(v))
+                let out: $t = $conv(v);
+                (out.is_finite() || !v.is_finite()).then_some(out)
             }
             $(#[inline(always)]
             fn from_decimal(d: &Decimal<'_>) -> Option<Self> {
-                $decimal(d)
+                $decimal(d).filter(|v: &$t| v.is_finite())
             })?
             fn from_null() -> Option<Self> {
                 Some($conv(f64::NAN))
+            }
+            fn from_str(text: &str) -> Option<Self> {
+                non_finite(text).map($conv)
             }
         }
     };
@@ -291,6 +323,18 @@ fn bad<T: JsonScalar, E: de::Error>(what: fmt::Arguments<'_>) -> E {
     E::custom(format!("{what} is not a valid {} value", T::NAME))
 }
 
+/// A number refused by `T`: out of range for a float type (which takes every other number), else not valid.
+fn bad_number<T: JsonScalar, E: de::Error>(v: f64) -> E {
+    if T::FLOAT {
+        E::custom(format!(
+            "{v:e} is out of range for {} (a finite number beyond its largest value)",
+            T::NAME
+        ))
+    } else {
+        bad::<T, E>(format_args!("{v}"))
+    }
+}
+
 impl<T: JsonScalar> Sink for ScalarSink<'_, T> {
     fn len(&self) -> usize {
         self.0.len()
@@ -301,22 +345,31 @@ impl<T: JsonScalar> Sink for ScalarSink<'_, T> {
         Ok(())
     }
     fn push_i64<E: de::Error>(&mut self, v: i64) -> Result<(), E> {
-        self.0
-            .push(T::from_i64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        let refused = || match T::FLOAT {
+            true => bad_number::<T, E>(v as f64),
+            false => bad::<T, E>(format_args!("{v}")),
+        };
+        self.0.push(T::from_i64(v).ok_or_else(refused)?);
         Ok(())
     }
     fn push_u64<E: de::Error>(&mut self, v: u64) -> Result<(), E> {
-        self.0
-            .push(T::from_u64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+        let refused = || match T::FLOAT {
+            true => bad_number::<T, E>(v as f64),
+            false => bad::<T, E>(format_args!("{v}")),
+        };
+        self.0.push(T::from_u64(v).ok_or_else(refused)?);
         Ok(())
     }
     fn push_f64<E: de::Error>(&mut self, v: f64) -> Result<(), E> {
         self.0
-            .push(T::from_f64(v).ok_or_else(|| bad::<T, E>(format_args!("{v}")))?);
+            .push(T::from_f64(v).ok_or_else(|| bad_number::<T, E>(v))?);
         Ok(())
     }
     fn push_str<E: de::Error>(&mut self, v: &str) -> Result<(), E> {
-        Err(bad::<T, E>(format_args!("string {v:?}")))
+        let shown: String = v.chars().take(32).collect();
+        self.0
+            .push(T::from_str(v).ok_or_else(|| bad::<T, E>(format_args!("string {shown:?}")))?);
+        Ok(())
     }
     fn push_null<E: de::Error>(&mut self) -> Result<(), E> {
         self.0
@@ -438,6 +491,60 @@ impl<'de, S: Sink> Visitor<'de> for Flatten<'_, S> {
     }
 }
 
+/// A float element: a JSON number when finite, else the string `"NaN"`, `"Infinity"` or `"-Infinity"` (valid
+/// JSON, allowed by the protocol's `tensor_data` schema, and read back to the same value by numpy's
+/// `np.array(data, dtype)`, which tritonclient, kserve and MLServer's codecs use; `null` would read back as NaN
+/// for an infinity too).
+struct Float<T>(T);
+
+impl<T: float_json::FloatLike> Serialize for Float<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let v = self.0;
+        if v.finite() {
+            v.serialize_finite(serializer)
+        } else if v.nan() {
+            serializer.serialize_str("NaN")
+        } else if v.negative() {
+            serializer.serialize_str("-Infinity")
+        } else {
+            serializer.serialize_str("Infinity")
+        }
+    }
+}
+
+/// The two float widths written as JSON.
+mod float_json {
+    use serde::Serializer;
+
+    pub trait FloatLike: Copy {
+        fn finite(self) -> bool;
+        fn nan(self) -> bool;
+        fn negative(self) -> bool;
+        fn serialize_finite<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error>;
+    }
+
+    macro_rules! float_like {
+        ($t:ty, $method:ident) => {
+            impl FloatLike for $t {
+                fn finite(self) -> bool {
+                    self.is_finite()
+                }
+                fn nan(self) -> bool {
+                    self.is_nan()
+                }
+                fn negative(self) -> bool {
+                    self.is_sign_negative()
+                }
+                fn serialize_finite<S: Serializer>(self, s: S) -> Result<S::Ok, S::Error> {
+                    s.$method(self)
+                }
+            }
+        };
+    }
+    float_like!(f32, serialize_f32);
+    float_like!(f64, serialize_f64);
+}
+
 /// Serialises a tensor's elements as a flat JSON array. BYTES elements are JSON strings: as text when every
 /// element is UTF-8, else every element base64-encoded (MLServer's `base64` content type; see [`JsonData::base64`]).
 pub struct JsonData<'a> {
@@ -473,10 +580,10 @@ impl Serialize for JsonData<'_> {
             TensorData::Int16(v) => serializer.collect_seq(v),
             TensorData::Int32(v) => serializer.collect_seq(v),
             TensorData::Int64(v) => serializer.collect_seq(v),
-            TensorData::Fp16(v) => serializer.collect_seq(v.iter().map(|x| x.to_f32())),
-            TensorData::Bf16(v) => serializer.collect_seq(v.iter().map(|x| x.to_f32())),
-            TensorData::Fp32(v) => serializer.collect_seq(v),
-            TensorData::Fp64(v) => serializer.collect_seq(v),
+            TensorData::Fp16(v) => serializer.collect_seq(v.iter().map(|x| Float(x.to_f32()))),
+            TensorData::Bf16(v) => serializer.collect_seq(v.iter().map(|x| Float(x.to_f32()))),
+            TensorData::Fp32(v) => serializer.collect_seq(v.iter().map(|&x| Float(x))),
+            TensorData::Fp64(v) => serializer.collect_seq(v.iter().map(|&x| Float(x))),
             TensorData::Bytes(b) if self.base64 => {
                 // Each element is encoded as it is written: no String per element.
                 let engine = &base64::engine::general_purpose::STANDARD;
@@ -517,6 +624,57 @@ mod tests {
         let nested = decode_data("x", DataType::Fp32, 4, &raw("[[1,2],[3,4]]")).unwrap();
         assert_eq!(flat, nested);
         assert_eq!(flat, TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0]));
+    }
+
+    #[test]
+    fn non_finite_names_read_as_floats_only() {
+        match decode_data(
+            "x",
+            DataType::Fp32,
+            4,
+            &raw(r#"["NaN", "Infinity", "-Infinity", "-inf"]"#),
+        )
+        .unwrap()
+        {
+            TensorData::Fp32(v) => {
+                assert!(v[0].is_nan());
+                assert_eq!(
+                    &v[1..],
+                    &[f32::INFINITY, f32::NEG_INFINITY, f32::NEG_INFINITY]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match decode_data("x", DataType::Fp16, 2, &raw(r#"[1, "infinity"]"#)).unwrap() {
+            TensorData::Fp16(v) => assert_eq!(v[1], f16::INFINITY),
+            other => panic!("{other:?}"),
+        }
+        assert!(decode_data("x", DataType::Int32, 1, &raw(r#"["NaN"]"#)).is_err());
+        assert!(decode_data("x", DataType::Fp64, 1, &raw(r#"["Infinityy"]"#)).is_err());
+    }
+
+    #[test]
+    fn finite_numbers_beyond_a_float_type_are_refused() {
+        for (datatype, text) in [
+            (DataType::Fp32, "[1e39]"),
+            (DataType::Fp32, "[1.0, -3.5e38]"),
+            (DataType::Fp16, "[70000]"),
+            (DataType::Fp16, "[65520.0]"),
+            (DataType::Bf16, "[1e39]"),
+        ] {
+            let count = text.matches(',').count() + 1;
+            let e = decode_data("big", datatype, count, &raw(text))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("'big'") && e.contains("out of range"),
+                "{text}: {e}"
+            );
+        }
+        // The largest finite values themselves are kept, and so is FP64's whole range.
+        assert!(decode_data("x", DataType::Fp32, 1, &raw("[3.4028235e38]")).is_ok());
+        assert!(decode_data("x", DataType::Fp16, 1, &raw("[65504]")).is_ok());
+        assert!(decode_data("x", DataType::Fp64, 1, &raw("[1e308]")).is_ok());
     }
 
     #[test]
@@ -591,9 +749,17 @@ mod tests {
 
     #[test]
     fn serialises_flat() {
+        let s = serde_json::to_string(&JsonData::new(&TensorData::Fp32(vec![
+            0.1,
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ])))
+        .unwrap();
+        assert_eq!(s, r#"[0.1,"NaN","Infinity","-Infinity"]"#);
         let s =
-            serde_json::to_string(&JsonData::new(&TensorData::Fp32(vec![0.1, f32::NAN]))).unwrap();
-        assert_eq!(s, "[0.1,null]");
+            serde_json::to_string(&JsonData::new(&TensorData::Fp64(vec![-0.0, f64::NAN]))).unwrap();
+        assert_eq!(s, r#"[-0.0,"NaN"]"#);
         let s = serde_json::to_string(&JsonData::new(&TensorData::Fp16(vec![f16::from_f32(0.5)])))
             .unwrap();
         assert_eq!(s, "[0.5]");

@@ -1,4 +1,6 @@
-"""Triton's perf_analyzer drives oxinfer over HTTP and gRPC: it reads the model config, sends load, and reads the statistics."""
+"""Triton's perf_analyzer drives oxinfer over HTTP and gRPC: it reads the model config, sends load, and reads the
+statistics. As against Triton's own `simple`, no `--shape` is needed: the config is in Triton's batching form
+(`max_batch_size` > 0, dims without the batch dimension), so perf_analyzer sends batch-1 requests of [1, 16]."""
 
 import subprocess
 from pathlib import Path
@@ -8,7 +10,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 def run_perf_analyzer(*args):
     command = ["bash", str(ROOT / "scripts" / "perf-analyzer.sh"), "-m", "simple",
-               "--shape", "INPUT0:1,16", "--shape", "INPUT1:1,16",
                "--measurement-interval", "500", "--concurrency-range", "1:2",
                # A smoke test, not a benchmark: accept the first windows even on a busy 2-core machine.
                "--stability-percentage", "1000", "--max-trials", "20", *args]
