@@ -719,7 +719,7 @@ async fn load_with_a_triton_config_override() {
     let mut client = grpc_client(&s).await;
     assert_eq!(
         rest_config(&s).await,
-        (json!(0), json!([-1, 16]), Value::Null, json!(1))
+        (json!(4), json!([16]), Value::Null, json!(1))
     );
 
     let config = json!({
@@ -817,10 +817,10 @@ async fn load_with_a_triton_config_override() {
         })
         .await
         .unwrap();
-    assert_eq!(grpc_config(&mut client).await, (0, vec![-1, 16], None, 1));
+    assert_eq!(grpc_config(&mut client).await, (4, vec![16], None, 1));
     assert_eq!(
         rest_config(&s).await,
-        (json!(0), json!([-1, 16]), Value::Null, json!(1))
+        (json!(4), json!([16]), Value::Null, json!(1))
     );
 }
 
