@@ -125,10 +125,12 @@ async fn zipmap_outputs_over_rest() {
         output(&meta, "output_probability")["parameters"],
         json!({"labels": [0, 1, 2]})
     );
+    // Every tensor starts with the batch dimension: Triton's batching form, which leaves it out of `dims`.
     let (_, config) = s.get("/v2/models/zipmap/config").await;
+    assert_eq!(config["max_batch_size"], json!(4));
     assert_eq!(
         config["output"][1],
-        json!({"name": "output_probability", "data_type": "TYPE_FP32", "dims": [-1, 3]})
+        json!({"name": "output_probability", "data_type": "TYPE_FP32", "dims": [3]})
     );
 
     // JSON, every output.
