@@ -64,7 +64,7 @@ def test_model_control_with_config_override(kind, repository_server):
 
     client.load_model(model)
     assert client.is_model_ready(model)
-    assert int(config(kind, client, model).get("max_batch_size", 0)) == 0
+    assert int(config(kind, client, model).get("max_batch_size", 0)) == 4  # the batching form's default
 
     # A malformed configuration (the examples' "wrong format"): a failed load, 400 / INVALID_ARGUMENT.
     with pytest.raises(InferenceServerException) as error:
@@ -120,7 +120,7 @@ def test_model_control_with_config_override(kind, repository_server):
     # Loaded without a configuration: back to the repository's files.
     client.load_model(model)
     assert client.is_model_ready(model)
-    assert int(config(kind, client, model).get("max_batch_size", 0)) == 0
+    assert int(config(kind, client, model).get("max_batch_size", 0)) == 4  # the batching form's default
     assert "dynamic_batching" not in config(kind, client, model)
 
     with pytest.raises(InferenceServerException) as error:
