@@ -50,4 +50,4 @@ def test_every_rpc_of_the_official_proto(tmp_path):
             ("simple", "1", "official", raw), answer
         assert answer["outputs"]["OUTPUT0"] == {"datatype": "INT32", "shape": [1, 16], "data": list(range(1, 17))}
         assert answer["outputs"]["OUTPUT1"]["data"] == list(range(-1, 15))
-    assert r["unknown_model"] == ["NOT_FOUND", "Model nope not found"]
+    assert r["unknown_model"] == ["NOT_FOUND", "Request for unknown model: 'nope' is not found (Model nope not found)"]
