@@ -149,7 +149,9 @@ impl OnnxBackend {
                 .with_prepacked_weights(weights)
                 .map_err(|e| fail(e.into()))?;
         }
-        let session = builder.commit_from_file(path).map_err(fail)?;
+        let session = builder
+            .commit_from_file(path)
+            .map_err(|e| with_hint(fail(e)))?;
         let inputs = session
             .inputs()
             .iter()
@@ -173,6 +175,20 @@ impl OnnxBackend {
 }
 
 /// An input as V2 sees it; a model with an input that is not a tensor cannot be fed and is refused.
+/// Adds what to do to ONNX Runtime's load errors that users meet on first contact.
+fn with_hint(reason: String) -> String {
+    if reason.contains("Unsupported model IR version") {
+        // onnx >= 1.19 writes a newer IR than this ONNX Runtime reads by default.
+        format!(
+            "{reason} (the model was saved by a newer onnx package than ONNX Runtime {} reads: save it with an \
+             older IR, e.g. `model.ir_version = 10` before `onnx.save`, or export with an older opset)",
+            crate::runtime::ORT_VERSION
+        )
+    } else {
+        reason
+    }
+}
+
 fn input_spec(name: &str, dtype: &ValueType) -> Result<TensorSpec, String> {
     match dtype {
         ValueType::Tensor { ty, shape, .. } => tensor_spec("input", name, *ty, shape),

@@ -155,7 +155,11 @@ impl Workers {
         let loaded = signature.is_some();
         let signature = signature.unwrap_or_default();
         crate::memory::release_freed();
-        let batching = match (options.batching, batching::batchable(&signature)) {
+        // Only a model that loaded is judged for batching (a failed load has no signature to judge).
+        let batching = match (
+            options.batching.filter(|_| loaded),
+            batching::batchable(&signature),
+        ) {
             (Some(policy), Ok(())) => Some(policy),
             (Some(_), Err(why)) => {
                 tracing::warn!(model = %label, "adaptive batching stays off: {why}");

@@ -175,6 +175,7 @@ def test_newest_ir_is_refused_with_the_reason(server):
     status, answer = post(server, "/v2/repository/models/ir14/load", {})
     assert status == 400, answer
     assert "ir14" in answer["error"] and "IR version: 14" in answer["error"], answer
+    assert "model.ir_version = 10" in answer["error"], "the error says what to do"
 
 
 # --- old IR: initializers listed as graph inputs ----------------------------------------------------------------
