@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every test in one command: provisions ONNX Runtime and the Python client venvs, runs the Rust unit and
-# integration tests, then the compatibility tests that drive the real binary with the real Python clients
-# (one venv and one pytest process per client family: their packages cannot share a process or a venv).
+# Every test in one command: provisions ONNX Runtime, the Python client venvs and the headless browser (Debian's
+# chromium, for the Swagger UI test), runs the Rust unit and integration tests, then the compatibility tests that
+# drive the real binary with the real Python clients and the browser (one venv and one pytest process per client
+# family: their packages cannot share a process or a venv).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -11,8 +12,13 @@ bash scripts/provision-ort.sh
 cargo test --locked --all-targets
 cargo build --locked   # the binary the compatibility tests start
 export OXINFER_BIN="$ROOT/target/debug/oxinfer"
-for suite in triton kserve mlserver openapi zoo; do
-  venv="$(bash scripts/python-env.sh "$suite")"
+for suite in triton kserve mlserver openapi zoo browser; do
+  if [[ "$suite" == browser ]]; then
+    # Swagger UI in headless Chromium: browser-env.sh also installs Debian's chromium and chromium-driver.
+    venv="$(bash scripts/browser-env.sh)"
+  else
+    venv="$(bash scripts/python-env.sh "$suite")"
+  fi
   echo "== compatibility: $suite"
   "$venv/bin/python" -m pytest "tests/compat/$suite" -q -p no:cacheprovider
 done

@@ -362,4 +362,135 @@ async fn docs_of_unknown_models_are_404_json() {
         404,
         "no documentation file",
     );
+    // The page, its folder redirect and its assets are 404 too for an unknown model or version (issue 21),
+    // rather than a page that says "Failed to load API definition".
+    for (path, needle) in [
+        ("/v2/models/nope/docs", "Model nope not found"),
+        ("/v2/models/nope/docs/", "Model nope not found"),
+        (
+            "/v2/models/nope/docs/swagger-ui.css",
+            "Model nope not found",
+        ),
+        ("/v2/models/nope/versions/1/docs/", "Model nope not found"),
+        (
+            "/v2/models/iris/versions/7/docs/",
+            "Model iris with version 7 not found",
+        ),
+        (
+            "/v2/models/iris/versions/7/docs/swagger-ui-bundle.js",
+            "Model iris with version 7 not found",
+        ),
+    ] {
+        assert_error(&s.get(path).await, 404, needle);
+    }
+    let page = s
+        .client
+        .get(s.url("/v2/models/iris/docs/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+}
+
+/// GETs `path` with an optional `X-Forwarded-Prefix`, returning the document's `servers`.
+async fn servers_of(s: &TestServer, path: &str, forwarded: Option<&str>) -> Value {
+    let mut request = s.client.get(s.url(path));
+    if let Some(prefix) = forwarded {
+        request = request.header("x-forwarded-prefix", prefix);
+    }
+    let r = request.send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{path}");
+    assert_eq!(r.headers()["vary"], "x-forwarded-prefix", "{path}");
+    let document: Value = r.json().await.unwrap();
+    assert!(document["paths"].as_object().is_some_and(|p| !p.is_empty()));
+    document.get("servers").cloned().unwrap_or(Value::Null)
+}
+
+fn server_url(url: &str) -> Value {
+    json!([{"url": url, "description": "the path prefix this document was requested under"}])
+}
+
+#[tokio::test]
+async fn served_documents_name_the_forwarded_prefix_as_their_server() {
+    let s = TestServer::start(&bundled_repository()).await;
+    // No prefix: the committed text, no servers (OpenAPI's default is "/").
+    let plain = s
+        .client
+        .get(s.url("/v2/docs/dataplane.json"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(plain, oxinfer::http::openapi::dataplane_json());
+    for path in [
+        "/v2/docs/dataplane.json",
+        "/v2/models/iris/docs/dataplane.json",
+    ] {
+        assert_eq!(servers_of(&s, path, None).await, Value::Null, "{path}");
+        assert_eq!(
+            servers_of(&s, path, Some("/prefix")).await,
+            server_url("/prefix")
+        );
+        assert_eq!(
+            servers_of(&s, path, Some("/team-a/models.v2/")).await,
+            server_url("/team-a/models.v2")
+        );
+        // Hostile or odd values are ignored: the document keeps no servers.
+        for hostile in [
+            "//evil.example",
+            "https://evil.example",
+            "/a/../b",
+            "/a b",
+            "/a\"onload=\"x",
+            "/%2e%2e",
+            "relative",
+        ] {
+            assert_eq!(
+                servers_of(&s, path, Some(hostile)).await,
+                Value::Null,
+                "{path} {hostile}"
+            );
+        }
+        let long = format!("/{}", "a".repeat(300));
+        assert_eq!(servers_of(&s, path, Some(&long)).await, Value::Null);
+    }
+}
+
+#[tokio::test]
+async fn served_documents_follow_root_path() {
+    let mut settings = common::test_settings(&bundled_repository());
+    settings.root_path = "/api".into();
+    let s = TestServer::start_with(settings).await;
+    for path in [
+        "/v2/docs/dataplane.json",
+        "/v2/models/iris/docs/dataplane.json",
+    ] {
+        // Reached under the root path, or through a proxy that stripped it: the root path either way.
+        assert_eq!(
+            servers_of(&s, &format!("/api{path}"), None).await,
+            server_url("/api")
+        );
+        assert_eq!(servers_of(&s, path, None).await, server_url("/api"));
+        // A proxy that stripped /p and kept the root path: the client used /p/api.
+        assert_eq!(
+            servers_of(&s, &format!("/api{path}"), Some("/p")).await,
+            server_url("/p/api")
+        );
+        // A proxy that stripped the root path itself and says so.
+        assert_eq!(servers_of(&s, path, Some("/api")).await, server_url("/api"));
+        assert_eq!(
+            servers_of(&s, path, Some("//evil.example")).await,
+            server_url("/api")
+        );
+    }
+    let page = s
+        .client
+        .get(s.url("/api/v2/models/iris/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert_eq!(page.url().path(), "/api/v2/models/iris/docs/");
 }

@@ -265,8 +265,14 @@ pub fn cors_layer(c: &CorsSettings) -> CorsLayer {
     layer
 }
 
+/// Marks a request that arrived under `root_path` (the prefix was taken off its path before routing), so that the
+/// OpenAPI documents can name the prefix the client used.
+#[derive(Debug, Clone, Copy)]
+pub struct UnderRootPath;
+
 /// Serves the routes under `root_path` too: a request for `{root_path}/v2/...` is routed as `/v2/...`
 /// (a proxy that keeps the prefix and one that strips it both work). The prefix is matched on whole segments.
+/// A stripped request carries [`UnderRootPath`].
 pub fn strip_root_path(root: &str) -> impl Fn(Request) -> Request + Clone + Send + Sync + 'static {
     let root = root.trim_end_matches('/').to_string();
     move |mut request: Request| {
@@ -288,6 +294,7 @@ pub fn strip_root_path(root: &str) -> impl Fn(Request) -> Request + Clone + Send
             parts.path_and_query = Some(pq);
             if let Ok(uri) = axum::http::Uri::from_parts(parts) {
                 *request.uri_mut() = uri;
+                request.extensions_mut().insert(UnderRootPath);
             }
         }
         request
@@ -332,5 +339,22 @@ mod tests {
         assert_eq!(strip("/api", "/apix/v2"), "/apix/v2");
         assert_eq!(strip("/api", "/v2/health/live"), "/v2/health/live");
         assert_eq!(strip("", "/v2"), "/v2");
+    }
+
+    #[test]
+    fn stripped_requests_are_marked() {
+        let marked = |root: &str, uri: &str| {
+            let request = Request::builder()
+                .uri(uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            strip_root_path(root)(request)
+                .extensions()
+                .get::<UnderRootPath>()
+                .is_some()
+        };
+        assert!(marked("/api", "/api/v2/docs/"));
+        assert!(!marked("/api", "/v2/docs/"));
+        assert!(!marked("", "/v2/docs/"));
     }
 }

@@ -9,12 +9,14 @@ use std::sync::OnceLock;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// The page: Swagger UI reading `dataplane.json` next to it, without the online validator badge.
+/// The page: Swagger UI reading `dataplane.json` next to it, without the online validator badge, and with an
+/// empty icon so that browsers do not ask for `/favicon.ico` (outside the prefix behind a proxy).
 const INDEX_HTML: &str = r##"<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="UTF-8">
 <title>oxinfer API</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" type="text/css" href="swagger-ui.css">
 <style>body { margin: 0; }</style>
 </head>
