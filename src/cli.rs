@@ -1,6 +1,6 @@
 //! The command line: `oxinfer start [FOLDER]` with flags named after MLServer's settings, KServe's
-//! `--model_name`, `--model_dir`, `--http_port`, `--grpc_port` (with or without `start`), `oxinfer health` and
-//! `oxinfer openapi`.
+//! `--model_name`, `--model_dir`, `--http_port`, `--grpc_port` (with or without `start`), `oxinfer health`,
+//! `oxinfer openapi` and `oxinfer model-settings` ([`crate::model_settings_cmd`]).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -30,6 +30,9 @@ pub enum Command {
     Health(HealthArgs),
     /// Print the OpenAPI document of the REST API (the text of openapi/dataplane.json) and exit.
     Openapi,
+    /// Write the model-settings.json to upload beside an ONNX file (Seldon Core v2 cannot make one for
+    /// `requirements: [onnx]`): name, implementation, parameters.uri, inputs and outputs read from the model.
+    ModelSettings(crate::model_settings_cmd::ModelSettingsArgs),
 }
 
 /// Where the server to check listens.
@@ -276,6 +279,7 @@ pub fn main() -> ExitCode {
             print!("{}", crate::http::openapi::dataplane_json());
             ExitCode::SUCCESS
         }
+        Command::ModelSettings(args) => crate::model_settings_cmd::run(&args),
     }
 }
 

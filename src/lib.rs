@@ -12,7 +12,7 @@
 //! Modules: [`cli`] and [`config`] (settings with MLServer's names), [`runtime`] (finding ONNX Runtime),
 //! [`server`] (listeners and shutdown), [`connections`] (accepting and closing connections: timeouts, the
 //! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names), [`telemetry`] (OpenTelemetry
-//! traces of inference requests, when `tracing_server` is set).
+//! traces of inference requests, when `tracing_server` is set), [`model_settings_cmd`] (`oxinfer model-settings`).
 
 pub mod admission;
 pub mod classification;
@@ -27,6 +27,7 @@ pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod model;
+pub mod model_settings_cmd;
 pub mod repository;
 pub mod runtime;
 pub mod sched;

@@ -458,13 +458,18 @@ fn read_labels(
             continue;
         };
         if let Some(list) = parameters.get("labels") {
-            let list: Vec<String> = serde_json::from_value(list.clone()).map_err(|_| {
-                format!(
-                    "outputs '{}' parameters.labels must be a list of strings",
-                    output.name
-                )
-            })?;
-            labels.insert(output.name.clone(), list);
+            // Strings, or numbers (a ZipMap's int64 keys, as `oxinfer model-settings` writes them) as text.
+            let texts = list
+                .as_array()
+                .filter(|l| l.iter().all(|v| v.is_string() || v.is_number()))
+                .map(|_| label_texts(list))
+                .ok_or_else(|| {
+                    format!(
+                        "outputs '{}' parameters.labels must be a list of strings or numbers",
+                        output.name
+                    )
+                })?;
+            labels.insert(output.name.clone(), texts);
         } else if let Some(file) = parameters.get("labels_file").and_then(|f| f.as_str()) {
             let path = source.folder().join(file);
             let path = if source.trusted_location {

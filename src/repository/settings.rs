@@ -105,8 +105,9 @@ impl ModelSettings {
             .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
             .cloned()
             .collect();
-        let settings =
+        let mut settings: ModelSettings =
             serde_json::from_value(value).map_err(|e| format!("invalid model settings: {e}"))?;
+        settings.parameters.extra = typed_extra(std::mem::take(&mut settings.parameters.extra));
         Ok((settings, unknown))
     }
 
@@ -159,6 +160,30 @@ impl ModelSettings {
                 .any(|known| known.eq_ignore_ascii_case(imp.trim()))
         })
     }
+}
+
+/// `parameters.extra` options that are numbers or flags; see [`typed_extra`].
+const TYPED_EXTRA: &[&str] = &[
+    "intra_op_threads",
+    "inter_op_threads",
+    "timeout",
+    "enable_cpu_mem_arena",
+    "enable_mem_pattern",
+];
+
+/// Seldon Core v2's agent copies a Model's `spec.parameters` into `parameters.extra` as strings
+/// (`{"name": "intra_op_threads", "value": "2"}` becomes `"intra_op_threads": "2"`): the numeric and boolean
+/// options read such text as the number or flag it spells; anything else is left for the usual error.
+fn typed_extra(mut extra: crate::tensor::Parameters) -> crate::tensor::Parameters {
+    for key in TYPED_EXTRA {
+        if let Some(Value::String(text)) = extra.get(*key) {
+            let parsed = serde_json::from_str::<Value>(text.trim()).ok();
+            if let Some(typed) = parsed.filter(|v| v.is_number() || v.is_boolean()) {
+                extra.insert(key.to_string(), typed);
+            }
+        }
+    }
+    extra
 }
 
 /// `MLSERVER_MODEL_<FIELD>` variables MLServer reads into ModelSettings (top level) ...
@@ -264,6 +289,27 @@ fn lenient_opt_string<'de, D: Deserializer<'de>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seldon_spec_parameters_given_as_text_are_typed() {
+        let (s, _) = ModelSettings::parse(
+            br#"{"parameters":{"extra":{"intra_op_threads":"2","timeout":" 1.5 ","enable_mem_pattern":"false","inter_op_threads":"two","infer_uri":"7"}}}"#,
+        )
+        .unwrap();
+        let extra = &s.parameters.extra;
+        assert_eq!(extra["intra_op_threads"], 2);
+        assert_eq!(extra["timeout"], 1.5);
+        assert_eq!(extra["enable_mem_pattern"], false);
+        assert_eq!(
+            extra["inter_op_threads"], "two",
+            "left for the loader's error"
+        );
+        assert_eq!(extra["infer_uri"], "7", "only the known options");
+        let (s, _) =
+            ModelSettings::parse(br#"{"parameters":{"extra":{"intra_op_threads":"100000"}}}"#)
+                .unwrap();
+        assert!(s.check_numbers().unwrap_err().contains("intra_op_threads"));
+    }
 
     #[test]
     fn numbers_are_range_checked() {

@@ -171,8 +171,9 @@ def metrics_port_of(container: dict) -> int:
     return int(env.get("MLSERVER_METRICS_PORT", default_ports()["metrics_port"]))
 
 
-def check_oxinfer_container(container: dict, models_dir: str) -> None:
-    """What every oxinfer container must get right, whatever the platform."""
+def check_oxinfer_container(container: dict, models_dir: str, ready_path: str = "/v2/health/ready") -> None:
+    """What every oxinfer container must get right, whatever the platform. Seldon probes readiness on
+    /v2/health/live (as it does MLServer's): models are the agent's business there."""
     routes = served_routes()
     args = container.get("args", [])
     assert "command" not in container, "keep the image's entrypoint (the binary); pass arguments only"
@@ -192,7 +193,7 @@ def check_oxinfer_container(container: dict, models_dir: str) -> None:
             assert name[len("MLSERVER_") :].lower() in known_settings(), f"{name} is not read by oxinfer"
     http = http_port_of(container)
     ready = container["readinessProbe"]["httpGet"]
-    assert ready["path"] == "/v2/health/ready" and ready["path"] in routes
+    assert ready["path"] == ready_path and ready["path"] in routes
     assert resolve_port(container, ready["port"]) == http
     live = container["livenessProbe"]["httpGet"]
     assert live["path"] == "/v2/health/live" and live["path"] in routes
@@ -371,7 +372,7 @@ def test_seldon_server_config_runs_oxinfer_in_mlservers_place():
     env = env_of(server)
     assert env["MLSERVER_MODELS_DIR"] == "/mnt/agent/models"
     assert env["MLSERVER_LOAD_MODELS_AT_STARTUP"] == "false"
-    check_oxinfer_container(server, env["MLSERVER_MODELS_DIR"])
+    check_oxinfer_container(server, env["MLSERVER_MODELS_DIR"], ready_path="/v2/health/live")
     assert (http_port_of(server), grpc_port_of(server)) == (9000, 9500)
     agent_env = env_of(containers["agent"])
     assert int(agent_env["SELDON_SERVER_HTTP_PORT"]) == http_port_of(server)
@@ -394,6 +395,37 @@ def test_seldon_server_config_runs_oxinfer_in_mlservers_place():
     shared = [n for n in server_mounts if agent_mounts.get(n) == server_mounts[n]]
     assert any(env["MLSERVER_MODELS_DIR"].startswith(server_mounts[n] + "/") for n in shared)
     assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_seldon_server_config_keeps_seldons_lifecycle():
+    """What Seldon's own mlserver ServerConfig has: the agent's probes on :9008/ready, a preStop hook on every
+    container that waits for the agent's drain (GET :9007/terminate), a 120 s grace period, the
+    downstream CA mount, and a CPU limit that sizes ONNX Runtime's threads."""
+    pod = one("ServerConfig", SELDON_GROUP)["spec"]["podSpec"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    agent_env = env_of(containers["agent"])
+    drainer = int(agent_env["SELDON_DRAINER_PORT"])
+    readiness = int(agent_env["SELDON_READINESS_PORT"])
+    assert (drainer, readiness) == (9007, 9008)
+    for probe in ("readinessProbe", "startupProbe"):
+        get = containers["agent"][probe]["httpGet"]
+        assert (get["path"], resolve_port(containers["agent"], get["port"])) == ("/ready", readiness)
+    for name, container in containers.items():
+        hook = container["lifecycle"]["preStop"]["httpGet"]
+        assert (hook["path"].lstrip("/"), hook["port"]) == ("terminate", drainer), name
+    assert pod["terminationGracePeriodSeconds"] >= 120
+    server = oxinfer_container(pod["containers"])
+    shutdown = float(env_of(server).get("MLSERVER_GRACEFUL_SHUTDOWN_TIMEOUT", 30))
+    assert shutdown < pod["terminationGracePeriodSeconds"]
+    mounts = {m["mountPath"]: m for m in server["volumeMounts"]}
+    assert mounts["/mnt/certs"]["readOnly"] is True
+    certs = [v for v in pod["volumes"] if v["name"] == mounts["/mnt/certs"]["name"]][0]
+    assert certs["secret"]["optional"] is True
+    resources = server["resources"]
+    assert resources["limits"]["cpu"], "without a CPU limit ONNX Runtime sizes its threads to the node"
+    assert resources["limits"]["memory"] == resources["requests"]["memory"]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert server[probe]["httpGet"]["path"] == "/v2/health/live"
 
 
 @pytest.mark.parametrize("version", KUBE_VERSIONS)
