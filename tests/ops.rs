@@ -177,6 +177,9 @@ async fn metrics_count_known_rest_and_grpc_traffic() {
         sample(&text, "model_infer_inferences_total", &iris),
         Some(3.0)
     );
+    // Scrape-time gauges for autoscalers: nothing waits once the answers are in; one instance each.
+    assert_eq!(sample(&text, "model_queue_depth", &iris), Some(0.0));
+    assert_eq!(sample(&text, "model_instances", &iris7), Some(1.0));
 
     // REST: labelled by route template in MLServer's spelling, status code and app name.
     let infer_route = "/v2/models/{model_name}/infer";

@@ -16,6 +16,10 @@ pub const COMPUTE_DURATION: &str = "model_infer_compute_duration_seconds";
 pub const EXECUTIONS: &str = "model_infer_executions_total";
 /// Inferences (requests) executed; with adaptive batching, more than executions.
 pub const INFERENCES: &str = "model_infer_inferences_total";
+/// Requests waiting in the model's queue for a worker at scrape time (what an autoscaler can target).
+pub const QUEUE_DEPTH: &str = "model_queue_depth";
+/// Instances (sessions, each on its own thread) serving the model.
+pub const INSTANCES: &str = "model_instances";
 
 /// Escapes a label value for the text format.
 pub fn escape(value: &str) -> String {
@@ -61,7 +65,11 @@ pub fn model_statistics(out: &mut String, service: &Service) {
                 escape(&m.name),
                 escape(version)
             );
-            (labels, m.workers.stats.snapshot(&m.name, version))
+            (
+                labels,
+                m.workers.stats.snapshot(&m.name, version),
+                (m.workers.queued(), m.workers.instances()),
+            )
         })
         .collect();
     snapshots.sort_by(|a, b| a.0.cmp(&b.0));
@@ -71,7 +79,7 @@ pub fn model_statistics(out: &mut String, service: &Service) {
         "summary",
         "Time inference requests waited for a model worker, in seconds",
     );
-    for (labels, s) in &snapshots {
+    for (labels, s, _) in &snapshots {
         summary(out, QUEUE_DURATION, labels, s.inference_stats.queue);
     }
     header(
@@ -80,7 +88,7 @@ pub fn model_statistics(out: &mut String, service: &Service) {
         "summary",
         "Time spent computing, in seconds, by phase (input, infer, output)",
     );
-    for (labels, s) in &snapshots {
+    for (labels, s, _) in &snapshots {
         let stats = &s.inference_stats;
         for (phase, value) in [
             ("input", stats.compute_input),
@@ -101,11 +109,24 @@ pub fn model_statistics(out: &mut String, service: &Service) {
         "counter",
         "Model executions (one per batch)",
     );
-    for (labels, s) in &snapshots {
+    for (labels, s, _) in &snapshots {
         let _ = writeln!(out, "{EXECUTIONS}{{{labels}}} {}", s.execution_count);
     }
     header(out, INFERENCES, "counter", "Inference requests executed");
-    for (labels, s) in &snapshots {
+    for (labels, s, _) in &snapshots {
         let _ = writeln!(out, "{INFERENCES}{{{labels}}} {}", s.inference_count);
+    }
+    header(
+        out,
+        QUEUE_DEPTH,
+        "gauge",
+        "Inference requests waiting for a model worker now",
+    );
+    for (labels, _, (queued, _)) in &snapshots {
+        let _ = writeln!(out, "{QUEUE_DEPTH}{{{labels}}} {queued}");
+    }
+    header(out, INSTANCES, "gauge", "Instances serving the model");
+    for (labels, _, (_, instances)) in &snapshots {
+        let _ = writeln!(out, "{INSTANCES}{{{labels}}} {instances}");
     }
 }
