@@ -313,8 +313,10 @@ def test_kserve_cluster_serving_runtime():
     formats = spec["supportedModelFormats"]
     onnx = [f for f in formats if f["name"] == "onnx"]
     assert onnx and onnx[0]["version"] == "1" and onnx[0]["autoSelect"] is True
-    assert onnx[0]["priority"] > 1, "must win over kserve-tritonserver (priority 1)"
-    assert {"v2", "grpc-v2"} <= set(spec["protocolVersions"])
+    # Above kserve-tritonserver (1) and kserve-openvino (2); test_kserve_selection.py applies KServe's rules.
+    assert onnx[0]["priority"] > 2
+    # v1: KServe's default protocol, without which an InferenceService that sets none never selects it.
+    assert {"v1", "v2", "grpc-v2"} <= set(spec["protocolVersions"])
     assert [c["name"] for c in spec["containers"]] == ["kserve-container"]
     container = spec["containers"][0]
     check_oxinfer_container(container, "/mnt/models")
@@ -345,8 +347,8 @@ def test_kserve_inference_services_use_the_runtime():
     for isvc in services:
         assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
         model = isvc["spec"]["predictor"]["model"]
-        assert model["runtime"] == runtime["metadata"]["name"]
-        assert model["modelFormat"] == {"name": "onnx", "version": "1"}
+        assert model.get("runtime", runtime["metadata"]["name"]) == runtime["metadata"]["name"]
+        assert model["modelFormat"]["name"] == "onnx" and model["modelFormat"].get("version", "1") == "1"
         assert model["storageUri"]
         protocol = model.get("protocolVersion", "v1")
         assert protocol in runtime["spec"]["protocolVersions"]
@@ -354,7 +356,7 @@ def test_kserve_inference_services_use_the_runtime():
         if protocol == "grpc-v2":
             ports = model["ports"]
             assert [(p["name"], p["containerPort"]) for p in ports] == [("h2c", grpc_port_of(container))]
-    assert protocols == {"v2", "grpc-v2"}
+    assert protocols == {"v1", "v2", "grpc-v2"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
