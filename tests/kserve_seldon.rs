@@ -6,7 +6,9 @@ mod common;
 
 use std::path::Path;
 
-use common::{assert_error, bundled_model, iris_request, test_settings, Spawned, TestServer};
+use common::{
+    assert_error, bundled_model, iris_request, test_settings, write_model, Spawned, TestServer,
+};
 use oxinfer::grpc::pb;
 use oxinfer::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
 use oxinfer::repository::settings::ModelSettings;
@@ -262,4 +264,99 @@ async fn one_onnx_file_or_a_version_folder_is_one_model_named_as_given() {
     let (status, r) = s.post("/v2/models/my-model/infer", &iris_request()).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["model_version"], "7");
+}
+
+/// A server on `root` with KServe's `--model_name=isvc` (as `settings.default_model`).
+async fn serve_as_isvc(root: &Path) -> TestServer {
+    let mut settings = test_settings(root);
+    settings.default_model = Some(ModelSettings {
+        name: Some("isvc".into()),
+        ..ModelSettings::default()
+    });
+    TestServer::start_with(settings).await
+}
+
+#[tokio::test]
+async fn a_storage_uri_of_one_nested_model_is_served_under_the_inference_service_name() {
+    // The real binary with KServe's arguments, on a storageUri that unpacked into one folder.
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("mnt-models");
+    copy_model("iris", &models.join("iris-v3/model.onnx"));
+    let dir_arg = format!("--model_dir={}", models.display());
+    let server = Spawned::start(
+        &[
+            "--model_name=isvc",
+            &dir_arg,
+            "--http_port=0",
+            "--grpc_port=0",
+        ],
+        &[("MLSERVER_HOST", "127.0.0.1")],
+    );
+    server.wait_ready().await;
+    let (status, r) = post(server.url("/v2/models/isvc/infer"), &iris_request()).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["outputs"][0]["data"], json!([0, 2]));
+    let (status, _) = post(server.url("/v2/models/iris-v3/infer"), &iris_request()).await;
+    assert_eq!(status, 404);
+
+    // Deeper layouts, and a repository of one folder whose model-settings.json has no name.
+    for (layout, version) in [
+        ("model.onnx", None),
+        ("export/iris/1/model.onnx", Some("1")),
+        ("a/b/c/net.onnx", None),
+        ("iris/3/model.onnx", Some("3")),
+    ] {
+        let root = dir.path().join(layout.replace('/', "_"));
+        copy_model("iris", &root.join(layout));
+        let s = serve_as_isvc(&root).await;
+        let (status, r) = s.post("/v2/models/isvc/infer", &iris_request()).await;
+        assert_eq!(status, 200, "{layout}: {r}");
+        assert_eq!(r["outputs"][0]["data"], json!([0, 2]), "{layout}");
+        assert_eq!(
+            r.get("model_version").and_then(Value::as_str),
+            version,
+            "{layout}"
+        );
+    }
+    let root = dir.path().join("repository");
+    write_model(
+        &root,
+        "iris-v3",
+        &json!({"parameters": {"uri": "./model.onnx"}}),
+        Some("iris"),
+    );
+    let s = serve_as_isvc(&root).await;
+    assert_eq!(
+        s.post("/v2/models/isvc/infer", &iris_request()).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn several_models_keep_their_own_names_under_a_model_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    copy_model("iris", &root.join("first/model.onnx"));
+    copy_model("iris-labels", &root.join("second/1/model.onnx"));
+    let s = serve_as_isvc(root).await;
+    assert_eq!(s.get("/v2/health/ready").await.0, 200);
+    assert_eq!(
+        s.post("/v2/models/first/infer", &iris_request()).await.0,
+        200
+    );
+    assert_eq!(
+        s.post("/v2/models/second/infer", &iris_request()).await.0,
+        200
+    );
+    assert_error(
+        &s.post("/v2/models/isvc/infer", &iris_request()).await,
+        404,
+        "Model isvc not found",
+    );
+    // Loose .onnx files in no layout that names them: nothing is served and the server is not ready.
+    let loose = dir.path().join("loose");
+    copy_model("iris", &loose.join("p/q/one.onnx"));
+    copy_model("iris", &loose.join("p/r/two.onnx"));
+    let s = serve_as_isvc(&loose).await;
+    assert_eq!(s.get("/v2/health/ready").await.0, 503);
 }

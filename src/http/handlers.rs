@@ -281,9 +281,9 @@ fn decode_request(
 }
 
 /// Response bytes that keep their share of the admission budget until the server has sent (and dropped) them.
-struct HeldBytes {
-    bytes: Vec<u8>,
-    _permit: Permit,
+pub(super) struct HeldBytes {
+    pub(super) bytes: Vec<u8>,
+    pub(super) _permit: Permit,
 }
 
 impl AsRef<[u8]> for HeldBytes {

@@ -11,6 +11,7 @@ mod repository;
 pub mod schemas;
 mod swagger;
 pub mod types;
+mod v1;
 
 use std::sync::Arc;
 
@@ -60,6 +61,7 @@ pub fn router(service: Arc<Service>) -> Router {
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(service.clone());
     api.merge(docs::routes())
+        .merge(v1::routes())
         .fallback(move |request: Request| without_trailing_slash(retry.clone(), request))
         .method_not_allowed_fallback(handlers::method_not_allowed)
         .with_state(service)

@@ -1,6 +1,12 @@
 //! Finds models as MLServer does: every `**/model-settings.json` under the repository root; without any, one
 //! model from `MLSERVER_MODEL_*` (KServe), or the `.onnx` files of a bare folder (KServe's `/mnt/models`, Triton's
 //! `<model>/<version>/model.onnx`).
+//!
+//! With a given name (KServe's `--model_name`, or `MLSERVER_MODEL_NAME`), a folder that holds exactly one model,
+//! however deep (`iris-v3/model.onnx` from a tarball, `export/iris/1/model.onnx`, a repository of one folder whose
+//! model-settings.json has no `name`), serves it under that name: the InferenceService's. Several models keep
+//! their own names (an explicit `name` in a model-settings.json always wins), and a warning says that the given
+//! name matches none of them.
 
 use std::path::{Path, PathBuf};
 
@@ -145,13 +151,15 @@ pub fn discover_all(root: &Path, defaults: Option<&ModelSettings>) -> Vec<ModelS
     let mut found = discover(root);
     if !found.is_empty() {
         if let Some(name) = given_name {
+            let nameless = |s: &ModelSource| s.settings.name.as_deref().unwrap_or("").is_empty();
+            // A root-level file without a name, or the only model (all its versions), however deep.
+            let only_one = found.iter().all(nameless) && distinct_names(&found) == 1;
             for source in &mut found {
-                if source.settings.name.as_deref().unwrap_or("").is_empty()
-                    && source.folder() == root
-                {
+                if nameless(source) && (only_one || source.folder() == root) {
                     source.name = name.clone();
                 }
             }
+            warn_unmatched(root, &name, &found);
         }
         return found;
     }
@@ -168,7 +176,76 @@ pub fn discover_all(root: &Path, defaults: Option<&ModelSettings>) -> Vec<ModelS
         source.trusted_location = true;
         return vec![source];
     }
-    discover_bare(root, given_name, &defaults)
+    let Some(name) = given_name else {
+        return discover_bare(root, None, &defaults);
+    };
+    let mut found = discover_bare(root, Some(name.clone()), &defaults);
+    match distinct_names(&found) {
+        0 => {
+            found = deep_single_onnx(root, &name, &defaults)
+                .into_iter()
+                .collect()
+        }
+        1 => found
+            .iter_mut()
+            .for_each(|source| source.name = name.clone()),
+        _ => warn_unmatched(root, &name, &found),
+    }
+    found
+}
+
+/// How many different model names `found` holds (the versions of one model count once).
+fn distinct_names(found: &[ModelSource]) -> usize {
+    let names: std::collections::BTreeSet<&str> = found.iter().map(|s| s.name.as_str()).collect();
+    names.len()
+}
+
+/// Says so when a given name (`--model_name`) names none of several models.
+fn warn_unmatched(root: &Path, name: &str, found: &[ModelSource]) {
+    if !found.iter().any(|s| s.name == name) {
+        let names: std::collections::BTreeSet<&str> =
+            found.iter().map(|s| s.name.as_str()).collect();
+        tracing::warn!(
+            folder = %root.display(),
+            model_name = name,
+            served = ?names,
+            "the folder holds several models: each is served under its own name, none as the given model name"
+        );
+    }
+}
+
+/// The one `.onnx` file anywhere under `root` (when the usual layouts found none), named `name`; a numeric parent
+/// folder below `root` gives its version. Several files: none is served, and the error says why.
+fn deep_single_onnx(root: &Path, name: &str, defaults: &ModelSettings) -> Option<ModelSource> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+        .follow_links(true)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "onnx"))
+        .map(|e| e.into_path())
+        .collect();
+    files.sort();
+    match files.as_slice() {
+        [] => None,
+        [file] => {
+            let mut settings = defaults.clone();
+            settings.name = None;
+            let folder = file.parent().unwrap_or(root);
+            let number = (folder != root).then(|| folder_name(folder));
+            match number.filter(|n| n.parse::<u64>().is_ok()) {
+                Some(version) => Some(versioned(file, name, version, &settings)),
+                None => Some(with_file(folder, name.to_string(), settings, file)),
+            }
+        }
+        several => {
+            tracing::error!(
+                folder = %root.display(),
+                files = several.len(),
+                "several .onnx files in no layout that names them; add a model-settings.json with parameters.uri"
+            );
+            None
+        }
+    }
 }
 
 /// The models of a folder without any model-settings.json, each with `defaults` as its settings:
@@ -448,6 +525,69 @@ mod tests {
             summary(&found),
             vec![("k".into(), None, root.join("weights/net.onnx"))]
         );
+    }
+
+    #[test]
+    fn a_given_name_names_the_only_model_however_deep() {
+        let named = ModelSettings {
+            name: Some("isvc".into()),
+            ..ModelSettings::default()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let serve = |layout: &[&str]| {
+            let root = dir
+                .path()
+                .join(format!("r{}", layout.join("-").replace('/', "_")));
+            layout.iter().for_each(|f| touch(&root.join(f)));
+            let found = discover_all(&root, Some(&named));
+            let summary = found
+                .iter()
+                .map(|s| (s.name.clone(), s.version.clone(), s.model_path().unwrap()))
+                .map(|(n, v, p)| (n, v, p.strip_prefix(&root).unwrap().display().to_string()))
+                .collect::<Vec<_>>();
+            (summary, discover_all(&root, None).len())
+        };
+        let one = |v: Option<&str>, p: &str| {
+            vec![("isvc".to_string(), v.map(String::from), p.to_string())]
+        };
+        assert_eq!(serve(&["model.onnx"]).0, one(None, "model.onnx"));
+        assert_eq!(
+            serve(&["iris-v3/model.onnx"]).0,
+            one(None, "iris-v3/model.onnx")
+        );
+        assert_eq!(
+            serve(&["iris-v3/net.onnx", "iris-v3/README"]).0,
+            one(None, "iris-v3/net.onnx")
+        );
+        assert_eq!(
+            serve(&["iris/1/model.onnx"]).0,
+            one(Some("1"), "iris/1/model.onnx")
+        );
+        assert_eq!(
+            serve(&["export/iris/1/model.onnx"]).0,
+            one(Some("1"), "export/iris/1/model.onnx")
+        );
+        assert_eq!(serve(&["a/b/c/net.onnx"]).0, one(None, "a/b/c/net.onnx"));
+        // Without a given name, the folder names it (and a deep file is not found by the usual layouts).
+        assert_eq!(serve(&["x/y/z/net.onnx"]).1, 0);
+        // Several models keep their names; several loose files serve nothing.
+        let (several, _) = serve(&["a/model.onnx", "b/model.onnx"]);
+        assert_eq!(
+            several.iter().map(|s| s.0.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert!(serve(&["p/q/one.onnx", "p/r/two.onnx"]).0.is_empty());
+        // One nameless model-settings.json anywhere takes the name; an explicit name wins.
+        let root = dir.path().join("settings");
+        touch(&root.join("iris-v3/model.onnx"));
+        std::fs::write(root.join("iris-v3").join(SETTINGS_FILE), b"{}").unwrap();
+        assert_eq!(discover_all(&root, Some(&named))[0].name, "isvc");
+        std::fs::write(
+            root.join("iris-v3").join(SETTINGS_FILE),
+            br#"{"name": "own"}"#,
+        )
+        .unwrap();
+        assert_eq!(discover_all(&root, Some(&named))[0].name, "own");
     }
 
     #[test]

@@ -601,6 +601,53 @@ impl Serialize for JsonData<'_> {
     }
 }
 
+impl<'a> JsonData<'a> {
+    /// Element `index` alone, written as the flat array writes it (KServe V1 nests elements into rows).
+    pub fn element(&self, index: usize) -> JsonElement<'_> {
+        JsonElement(self, index)
+    }
+}
+
+/// One element of a [`JsonData`]; an index past the end is a serialisation error, never a panic.
+pub struct JsonElement<'a>(&'a JsonData<'a>, usize);
+
+impl Serialize for JsonElement<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let missing = || serde::ser::Error::custom("element index past the end of the tensor");
+        let i = self.1;
+        match self.0.data {
+            TensorData::Fp16(v) => {
+                Float(v.get(i).ok_or_else(missing)?.to_f32()).serialize(serializer)
+            }
+            TensorData::Bf16(v) => {
+                Float(v.get(i).ok_or_else(missing)?.to_f32()).serialize(serializer)
+            }
+            TensorData::Fp32(v) => Float(*v.get(i).ok_or_else(missing)?).serialize(serializer),
+            TensorData::Fp64(v) => Float(*v.get(i).ok_or_else(missing)?).serialize(serializer),
+            TensorData::Bytes(b) => {
+                if i >= b.len() {
+                    return Err(missing());
+                }
+                if self.0.base64 {
+                    let engine = &base64::engine::general_purpose::STANDARD;
+                    Base64Element(b.get(i), engine).serialize(serializer)
+                } else {
+                    serializer.serialize_str(&String::from_utf8_lossy(b.get(i)))
+                }
+            }
+            TensorData::Bool(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Uint8(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Uint16(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Uint32(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Uint64(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Int8(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Int16(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Int32(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+            TensorData::Int64(v) => v.get(i).ok_or_else(missing)?.serialize(serializer),
+        }
+    }
+}
+
 /// One element as a base64 JSON string.
 struct Base64Element<'a>(&'a [u8], &'a base64::engine::GeneralPurpose);
 

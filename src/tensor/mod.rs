@@ -2,6 +2,7 @@
 
 pub mod batch;
 pub mod binary;
+pub mod instances;
 pub mod json;
 pub mod json_envelope;
 pub mod json_limits;

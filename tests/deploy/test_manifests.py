@@ -37,6 +37,7 @@ CORE_KINDS = {
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "PersistentVolumeClaim",
+    "Job",
 }
 KSERVE_GROUP = "serving.kserve.io"
 SELDON_GROUP = "mlops.seldon.io"
@@ -284,6 +285,57 @@ def test_deployment_runs_oxinfer_as_served():
     assert claims <= {d["metadata"]["name"] for d in of_kind("PersistentVolumeClaim")}
 
 
+def hardened(container: dict) -> None:
+    sc = container.get("securityContext", {})
+    assert sc.get("readOnlyRootFilesystem") is True, container["name"]
+    assert sc.get("allowPrivilegeEscalation") is False, container["name"]
+    assert sc.get("capabilities", {}).get("drop") == ["ALL"], container["name"]
+    assert container["resources"]["limits"]["memory"] and container["resources"]["requests"]["cpu"], container["name"]
+
+
+def test_model_volume_is_filled_by_the_loader_then_mounted_read_only():
+    """The PVC story: a writable claim, a loader Job that mounts it read-write and waits for the files and a
+    marker, and replicas that mount it read-only and start only once the marker is there."""
+    [claim] = of_kind("PersistentVolumeClaim")
+    modes = set(claim["spec"]["accessModes"])
+    assert modes & {"ReadWriteMany", "ReadWriteOnce"}, "the loader must be able to write the volume"
+    assert "ReadOnlyMany" not in modes, "a ReadOnlyMany claim cannot be filled from inside the cluster"
+    name = claim["metadata"]["name"]
+
+    def claim_mount(pod_spec, container):
+        volumes = {v["name"]: v for v in pod_spec["volumes"]}
+        for mount in container.get("volumeMounts", []):
+            claim_ref = volumes[mount["name"]].get("persistentVolumeClaim", {})
+            if claim_ref.get("claimName") == name:
+                return mount, claim_ref
+        return None, None
+
+    job = one("Job")
+    job_pod = job["spec"]["template"]["spec"]
+    assert job_pod["restartPolicy"] == "Never" and job["spec"]["activeDeadlineSeconds"] > 0
+    assert job_pod["securityContext"]["runAsNonRoot"] is True and job_pod["securityContext"]["fsGroup"]
+    [loader] = job_pod["containers"]
+    hardened(loader)
+    mount, claim_ref = claim_mount(job_pod, loader)
+    assert mount and not mount.get("readOnly") and not claim_ref.get("readOnly"), "the loader writes the volume"
+    marker = mount["mountPath"] + "/.loaded"
+    assert marker in " ".join(loader["command"]), "the loader waits for the marker"
+    assert loader["image"].startswith("docker.io/library/busybox:"), "kubectl cp needs tar in the pod"
+
+    deployment = one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    [init] = pod["initContainers"]
+    hardened(init)
+    init_mount, _ = claim_mount(pod, init)
+    assert init_mount["readOnly"] is True
+    assert f"-f {init_mount['mountPath']}/.loaded" in " ".join(init["command"])
+    server = oxinfer_container(pod["containers"])
+    hardened(server)
+    server_mount, claim_ref = claim_mount(pod, server)
+    assert server_mount["readOnly"] is True and claim_ref["readOnly"] is True
+    assert server_mount["mountPath"] == init_mount["mountPath"]
+
+
 def test_service_hpa_pdb_point_at_the_deployment():
     deployment = one("Deployment")
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -314,8 +366,10 @@ def test_kserve_cluster_serving_runtime():
     formats = spec["supportedModelFormats"]
     onnx = [f for f in formats if f["name"] == "onnx"]
     assert onnx and onnx[0]["version"] == "1" and onnx[0]["autoSelect"] is True
-    assert onnx[0]["priority"] > 1, "must win over kserve-tritonserver (priority 1)"
-    assert {"v2", "grpc-v2"} <= set(spec["protocolVersions"])
+    # Above kserve-tritonserver (1) and kserve-openvino (2); test_kserve_selection.py applies KServe's rules.
+    assert onnx[0]["priority"] > 2
+    # v1: KServe's default protocol, without which an InferenceService that sets none never selects it.
+    assert {"v1", "v2", "grpc-v2"} <= set(spec["protocolVersions"])
     assert [c["name"] for c in spec["containers"]] == ["kserve-container"]
     container = spec["containers"][0]
     check_oxinfer_container(container, "/mnt/models")
@@ -346,8 +400,8 @@ def test_kserve_inference_services_use_the_runtime():
     for isvc in services:
         assert isvc["apiVersion"] == "serving.kserve.io/v1beta1"
         model = isvc["spec"]["predictor"]["model"]
-        assert model["runtime"] == runtime["metadata"]["name"]
-        assert model["modelFormat"] == {"name": "onnx", "version": "1"}
+        assert model.get("runtime", runtime["metadata"]["name"]) == runtime["metadata"]["name"]
+        assert model["modelFormat"]["name"] == "onnx" and model["modelFormat"].get("version", "1") == "1"
         assert model["storageUri"]
         protocol = model.get("protocolVersion", "v1")
         assert protocol in runtime["spec"]["protocolVersions"]
@@ -355,7 +409,7 @@ def test_kserve_inference_services_use_the_runtime():
         if protocol == "grpc-v2":
             ports = model["ports"]
             assert [(p["name"], p["containerPort"]) for p in ports] == [("h2c", grpc_port_of(container))]
-    assert protocols == {"v2", "grpc-v2"}
+    assert protocols == {"v1", "v2", "grpc-v2"}
 
 
 # ---------------------------------------------------------------------------------------------------------------
