@@ -10,11 +10,20 @@
 # Cargo.lock at /usr/local/cargo/registry and pass --build-arg CARGO_NET_OFFLINE=true.
 #
 # Run: the models folder is /mnt/models (KServe's storage initializer and Seldon's conventions); ports 8080 (REST),
-# 8081 (gRPC), 8082 (Prometheus metrics). Any `oxinfer` arguments can replace the default `start /mnt/models`:
+# 8081 (gRPC), 8082 (Prometheus metrics). Any `oxinfer` arguments can replace the default `start /mnt/models`;
+# set other ports with MLSERVER_HTTP_PORT / MLSERVER_GRPC_PORT rather than flags, so the HEALTHCHECK follows them:
 #     docker run -p 8080:8080 -v "$PWD/model-repository:/mnt/models:ro" oxinfer
-#     docker run oxinfer start /mnt/models --http-port 9000 --grpc-port 9500
+#     docker run -e MLSERVER_HTTP_PORT=9000 -e MLSERVER_GRPC_PORT=9500 oxinfer
+# oxinfer writes no files, so a read-only root filesystem works (docker run --read-only, Kubernetes'
+# readOnlyRootFilesystem: true).
+#
+# HEALTHCHECK is part of the Docker image format only: `docker build` keeps it; podman/buildah build OCI images by
+# default, which have no such field and drop it, so build with `podman build --format docker` (container.sh does).
+# Kubernetes ignores it either way and uses its probes on /v2/health/ready (k8s/).
 
 FROM docker.io/library/rust:1-bookworm AS builder
+# Marks any image left of this stage (buildah's intermediate images), so it can be found and removed.
+LABEL org.oxinfer.stage=builder
 ARG CARGO_NET_OFFLINE=false
 ENV CARGO_NET_OFFLINE=${CARGO_NET_OFFLINE} \
     CARGO_TERM_COLOR=never \
@@ -47,7 +56,7 @@ WORKDIR /mnt/models
 ENV MLSERVER_HOST=0.0.0.0
 EXPOSE 8080 8081 8082
 # Shell-less health check: `oxinfer health` GETs /v2/health/ready on MLSERVER_HTTP_PORT (8080) and exits 0 or 1.
-# (Docker and podman --format docker honour it; Kubernetes uses its own probes, see k8s/.)
+# (Kept by docker build and podman build --format docker; Kubernetes uses its own probes, see k8s/.)
 HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 CMD ["/opt/oxinfer/oxinfer", "health"]
 ENTRYPOINT ["/opt/oxinfer/oxinfer"]
 CMD ["start", "/mnt/models"]

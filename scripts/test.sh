@@ -31,7 +31,8 @@ DEPLOY="$(bash scripts/python-env.sh deploy)"
 if [[ "${OXINFER_FUZZ:-0}" == 1 ]]; then
   bash scripts/fuzz.sh "${OXINFER_FUZZ_SECONDS:-10}"
 fi
-# The container build and smoke run (podman, root, ~4 min cold) runs on demand: OXINFER_CONTAINER_TEST=1.
+# The container build and smoke run (podman, root, 4-18 min cold; asserts size, ready time, user, health check,
+# SIGTERM exit, no builder image left) runs on demand: OXINFER_CONTAINER_TEST=1.
 if [[ "${OXINFER_CONTAINER_TEST:-0}" == 1 ]]; then
   bash scripts/container.sh all
 fi

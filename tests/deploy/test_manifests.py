@@ -565,6 +565,9 @@ def test_dockerfile_contract():
     user = last("USER").split(":")
     assert all(part.isdigit() and int(part) != 0 for part in user), "numeric non-root user (runAsNonRoot)"
     assert set(last("EXPOSE").split()) == {"8080", "8081", "8082"}
+    # The health check execs the binary (no shell in distroless); podman builds keep it only in docker format.
+    assert json.loads(last("HEALTHCHECK").split(" CMD ", 1)[1]) == [entrypoint[0], "health"]
+    assert "--format docker" in _src("scripts/container.sh")
     binary_dir = str(Path(entrypoint[0]).parent)
     copies = [rest for w, rest in final if w == "COPY"]
     assert any(c.split()[-1] == f"{binary_dir}/libonnxruntime.so.1.31.1" for c in copies), (
