@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::worker::{Job, Runner};
 use super::Signature;
@@ -142,8 +142,10 @@ pub(crate) fn serve(
             && held.len() < policy.max_batch_size
             && others_all_busy(busy, instances)
         {
-            match receiver.recv_deadline(deadline) {
+            // In slices, so an instance freed meanwhile ends the wait (this one then runs at once).
+            match receiver.recv_deadline(deadline.min(Instant::now() + RECHECK)) {
                 Ok(job) => gather(job, &mut batch, &mut held),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => break, // time is up (or the queue closed: run what we have)
             }
         }
@@ -151,6 +153,9 @@ pub(crate) fn serve(
         run_batch(runner, batch);
     }
 }
+
+/// How often an instance waiting for more requests checks that the other instances are still all busy.
+const RECHECK: Duration = Duration::from_micros(500);
 
 /// Puts `job` in the batch when it fits, else holds it for a later batch.
 fn gather(job: Job, batch: &mut Vec<Job>, held: &mut VecDeque<Job>) {
@@ -361,6 +366,21 @@ mod tests {
             shape,
             parameters: None,
         }
+    }
+
+    #[test]
+    fn only_an_instance_whose_peers_are_all_busy_waits() {
+        let busy = AtomicUsize::new(0);
+        assert!(!others_all_busy(&busy, 1), "a lone instance never waits");
+        assert!(!others_all_busy(&busy, 3));
+        let _one = Busy::enter(&busy);
+        assert!(!others_all_busy(&busy, 3));
+        assert!(others_all_busy(&busy, 2));
+        {
+            let _two = Busy::enter(&busy);
+            assert!(others_all_busy(&busy, 3));
+        }
+        assert_eq!(busy.load(Ordering::Acquire), 1, "leaving counts down");
     }
 
     #[test]
