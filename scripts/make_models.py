@@ -29,6 +29,9 @@ With ``--fixtures DIR`` it also writes test fixtures (not served by default) to 
   iris_zipmap_strings.onnx  the same trained on the class names: seq(map(string, float))
   seq_output.onnx           x FP32 [N,2] -> y = x (tensor), ys = [x, x] seq(tensor(float)),
                             yo = Optional(x) optional(tensor(float)): outputs V2 cannot carry
+  slow_identity.onnx        x FP32 [N,M] -> y = x + 0, after a [2048,2048] MatMul of zeros made from x
+                            (not foldable): a fixed cost per execution, whatever the batch size, so tests can
+                            keep an instance busy while requests queue (batching, timeouts, backpressure)
 
 Nothing is downloaded (iris ships inside scikit-learn) and every seed is fixed, so the
 same pinned package versions (see make-models.sh) give byte-identical model.onnx files.
@@ -399,10 +402,41 @@ def make_seq_output(fixtures):
     return path
 
 
+def make_slow_identity(fixtures):
+    """y = x, after a large MatMul that depends on x (so ONNX Runtime cannot fold it at load)."""
+    k = 2048
+    graph = helper.make_graph(
+        [
+            helper.make_node("ReduceSum", ["x"], ["s"], name="sum", keepdims=0),
+            helper.make_node("Mul", ["s", "zero"], ["z"], name="to_zero"),
+            helper.make_node("Expand", ["z", "square"], ["zs"], name="spread"),
+            helper.make_node("MatMul", ["zs", "zs"], ["p"], name="work"),
+            helper.make_node("ReduceSum", ["p"], ["q"], name="collapse", keepdims=0),
+            helper.make_node("Add", ["x", "q"], ["y"], name="add_zero"),
+        ],
+        "slow_identity",
+        [tensor("x", TensorProto.FLOAT, ["N", "M"])],
+        [tensor("y", TensorProto.FLOAT, ["N", "M"])],
+        [
+            helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0]),
+            helper.make_tensor("square", TensorProto.INT64, [2], [k, k]),
+        ],
+    )
+    model = finish_model(graph)
+    onnx.checker.check_model(model, full_check=True)
+    path = os.path.join(fixtures, "slow_identity.onnx")
+    with open(path, "wb") as f:
+        f.write(model.SerializeToString())
+    x = np.array([[1.0, 2.0], [3.0, 4.0]], dtype=np.float32)
+    (y,) = session(path).run(None, {"x": x})
+    assert (y == x).all()
+    return path
+
+
 def make_fixtures(fixtures):
     os.makedirs(fixtures, exist_ok=True)
     results = [make_iris_zipmap(fixtures, False), make_iris_zipmap(fixtures, True)]
-    paths = [p for p, *_ in results] + [make_seq_output(fixtures)]
+    paths = [p for p, *_ in results] + [make_seq_output(fixtures), make_slow_identity(fixtures)]
     for p in paths:
         data = open(p, "rb").read()
         print(f"{os.path.relpath(p, fixtures)}: {len(data)} B sha256 {hashlib.sha256(data).hexdigest()}")

@@ -1,11 +1,13 @@
 //! Adaptive batching (MLServer's `max_batch_size` / `max_batch_time`): a worker gathers queued requests whose
 //! inputs can be joined, runs them as one batch along dimension 0, and splits every output back by each
-//! request's own row count. Requested outputs, ids and parameters stay per request (the service applies them).
+//! request's own row count. Unlike MLServer and Triton, an idle model does not hold a request for the window
+//! (see [`serve`]). Requested outputs, ids and parameters stay per request (the service applies them).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use super::worker::{Job, Runner};
 use super::Signature;
@@ -86,10 +88,21 @@ pub fn batchable(signature: &Signature) -> Result<(), String> {
     Ok(())
 }
 
-/// The loop of a batching worker: gathers a batch (up to the size, or until the first request has waited the
-/// batch time), runs it, repeats. Requests that cannot join the batch being gathered wait, in order, for the
-/// next one; at most `max_batch_size` of them are held, so the bounded queue still pushes back.
-pub(crate) fn serve(runner: &mut Runner<'_>, receiver: &Receiver<Job>, policy: &BatchPolicy) {
+/// The loop of a batching instance. It blocks for a first request, then takes whatever is already queued and
+/// fits (up to `max_batch_size`) without waiting. It waits for more, up to `max_batch_time` from the first
+/// request's arrival, only while the batch is short and the model has other instances, all busy (`busy`
+/// counts the `instances` running a batch): a free instance runs what is queued at once, so an idle model
+/// answers without the window, and under load the requests that arrive while the instances compute form the
+/// next batch by themselves. Requests that cannot join the
+/// batch being gathered wait, in order, for the next one; at most `max_batch_size` of them are held, so the
+/// bounded queue still pushes back.
+pub(crate) fn serve(
+    runner: &mut Runner<'_>,
+    receiver: &Receiver<Job>,
+    policy: &BatchPolicy,
+    busy: &AtomicUsize,
+    instances: usize,
+) {
     let mut held: VecDeque<Job> = VecDeque::new();
     loop {
         let first = match held.pop_front() {
@@ -103,6 +116,7 @@ pub(crate) fn serve(runner: &mut Runner<'_>, receiver: &Receiver<Job>, policy: &
             continue;
         };
         if rows(&first).is_none() {
+            let _busy = Busy::enter(busy);
             runner.run_one(first);
             continue;
         }
@@ -115,15 +129,62 @@ pub(crate) fn serve(runner: &mut Runner<'_>, receiver: &Receiver<Job>, policy: &
                 i += 1;
             }
         }
-        let deadline = batch[0].enqueued + policy.max_batch_time;
+        // What is already queued, without waiting.
         while batch.len() < policy.max_batch_size && held.len() < policy.max_batch_size {
-            match receiver.recv_deadline(deadline) {
-                Ok(job) if fits(&batch[0], &job) => batch.push(job),
-                Ok(job) => held.push_back(job),
+            match receiver.try_recv() {
+                Ok(job) => gather(job, &mut batch, &mut held),
+                Err(_) => break,
+            }
+        }
+        // The window, only while every other instance is busy (more requests are then on their way).
+        let deadline = batch[0].enqueued + policy.max_batch_time;
+        while batch.len() < policy.max_batch_size
+            && held.len() < policy.max_batch_size
+            && others_all_busy(busy, instances)
+        {
+            // In slices, so an instance freed meanwhile ends the wait (this one then runs at once).
+            match receiver.recv_deadline(deadline.min(Instant::now() + RECHECK)) {
+                Ok(job) => gather(job, &mut batch, &mut held),
+                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => break, // time is up (or the queue closed: run what we have)
             }
         }
+        let _busy = Busy::enter(busy);
         run_batch(runner, batch);
+    }
+}
+
+/// How often an instance waiting for more requests checks that the other instances are still all busy.
+const RECHECK: Duration = Duration::from_micros(500);
+
+/// Puts `job` in the batch when it fits, else holds it for a later batch.
+fn gather(job: Job, batch: &mut Vec<Job>, held: &mut VecDeque<Job>) {
+    if fits(&batch[0], &job) {
+        batch.push(job);
+    } else {
+        held.push_back(job);
+    }
+}
+
+/// Whether the model has other instances and all of them are running a batch (this one is not counted: it
+/// is gathering). A lone instance never waits: nothing else can serve the model while it would.
+fn others_all_busy(busy: &AtomicUsize, instances: usize) -> bool {
+    instances > 1 && busy.load(Ordering::Acquire) >= instances - 1
+}
+
+/// Counts an instance as busy from `enter` until dropped (also when the run panics past `catch_unwind`).
+struct Busy<'a>(&'a AtomicUsize);
+
+impl<'a> Busy<'a> {
+    fn enter(count: &'a AtomicUsize) -> Busy<'a> {
+        count.fetch_add(1, Ordering::AcqRel);
+        Busy(count)
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -305,6 +366,21 @@ mod tests {
             shape,
             parameters: None,
         }
+    }
+
+    #[test]
+    fn only_an_instance_whose_peers_are_all_busy_waits() {
+        let busy = AtomicUsize::new(0);
+        assert!(!others_all_busy(&busy, 1), "a lone instance never waits");
+        assert!(!others_all_busy(&busy, 3));
+        let _one = Busy::enter(&busy);
+        assert!(!others_all_busy(&busy, 3));
+        assert!(others_all_busy(&busy, 2));
+        {
+            let _two = Busy::enter(&busy);
+            assert!(others_all_busy(&busy, 3));
+        }
+        assert_eq!(busy.load(Ordering::Acquire), 1, "leaving counts down");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Worker threads: each model instance owns its backend on a dedicated thread, fed by one bounded queue.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -103,7 +104,11 @@ impl Workers {
         let (loaded_tx, loaded_rx) = std::sync::mpsc::channel::<Result<Signature, String>>();
         let mut threads = Vec::new();
         let stats = Arc::new(ModelStats::default());
-        for i in 0..options.instances.max(1) {
+        let instances = options.instances.max(1);
+        // Instances running a batch, so a batching instance knows whether to wait for more (batching::serve).
+        let busy = Arc::new(AtomicUsize::new(0));
+        for i in 0..instances {
+            let busy = busy.clone();
             let receiver = receiver.clone();
             let factory = factory.clone();
             let loaded_tx = loaded_tx.clone();
@@ -136,7 +141,9 @@ impl Workers {
                         label: &thread_label,
                     };
                     match policy {
-                        Some(policy) => batching::serve(&mut runner, &receiver, &policy),
+                        Some(policy) => {
+                            batching::serve(&mut runner, &receiver, &policy, &busy, instances)
+                        }
                         None => serve_one_by_one(&mut runner, &receiver),
                     }
                 })
