@@ -597,7 +597,7 @@ async fn shutdown_ends_idle_streams_within_two_seconds_and_answers_the_request_i
         .await
         .unwrap()
         .into_inner();
-    // A stream with a request in flight (the batcher holds it for 1 s).
+    // A stream with a request (answered at once now that an idle batching model does not wait the window).
     let (busy_tx, busy_rx) = tokio::sync::mpsc::channel(1);
     let mut busy = client
         .model_stream_infer(tokio_stream::wrappers::ReceiverStream::new(busy_rx))
@@ -665,21 +665,51 @@ async fn shutdown_ends_idle_streams_within_two_seconds_and_answers_the_request_i
     );
 }
 
+/// A model folder holding tests/models/slow_identity.onnx (a fixed cost per run) with one instance, one thread.
+fn slow_identity(root: &std::path::Path) {
+    let dir = write_model(
+        root,
+        "slow",
+        &json!({"name": "slow", "parallel_workers": 1,
+                "parameters": {"uri": "./model.onnx", "extra": {"intra_op_threads": 1}}}),
+        None,
+    );
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/models/slow_identity.onnx");
+    std::fs::copy(fixture, dir.join("model.onnx")).unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
     let _alone = ONE_AT_A_TIME.lock().await;
     let root = tempfile::tempdir().unwrap();
-    slow_iris(root.path(), 3.0);
+    slow_identity(root.path());
     let s = TestServer::start_with(test_settings(root.path())).await;
     let mut client = GrpcInferenceServiceClient::connect(format!("http://{}", s.server.grpc_addr))
         .await
         .unwrap();
-    let input = tensor(
-        "input",
-        vec![2, 4],
-        TensorData::Fp32(vec![5.1, 3.5, 1.4, 0.2, 6.7, 3.0, 5.2, 2.3]),
-    );
-    let mut request = tonic::Request::new(raw_request("slow", &[input]));
+    let input = || tensor("x", vec![1, 2], TensorData::Fp32(vec![1.0, 2.0]));
+    // Requests without a deadline fill the model's queue, so the timed one waits far past its 300 ms.
+    let mut ahead = Vec::new();
+    for _ in 0..12 {
+        let mut c = client.clone();
+        let request = raw_request("slow", &[input()]);
+        ahead.push(tokio::spawn(
+            async move { c.model_infer(request).await.is_ok() },
+        ));
+    }
+    let service = s.server.service.clone();
+    common::wait_until("requests queue behind the slow model", || {
+        let text = service.metrics().render(&service);
+        async move {
+            text.lines().any(|l| {
+                l.starts_with("model_queue_depth{model=\"slow\"")
+                    && l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) >= Some(6.0)
+            })
+        }
+    })
+    .await;
+    let mut request = tonic::Request::new(raw_request("slow", &[input()]));
     request.set_timeout(Duration::from_millis(300));
     let started = Instant::now();
     let status = client
@@ -693,6 +723,9 @@ async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
         took < Duration::from_millis(2500),
         "answered after {took:?}"
     );
+    for answered in ahead {
+        assert!(answered.await.unwrap(), "the requests ahead are answered");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
