@@ -101,14 +101,7 @@ pub fn find_onnx(target: &Path) -> Result<PathBuf, String> {
     if preferred.is_file() {
         return Ok(preferred);
     }
-    let mut found: Vec<PathBuf> = walkdir::WalkDir::new(target)
-        .follow_links(true)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.path().extension().is_some_and(|x| x == "onnx"))
-        .map(|e| e.into_path())
-        .collect();
-    found.sort();
+    let mut found = onnx_files_under(target);
     match found.len() {
         1 => Ok(found.remove(0)),
         0 => Err(format!("no .onnx file in {}", target.display())),
@@ -214,10 +207,9 @@ fn warn_unmatched(root: &Path, name: &str, found: &[ModelSource]) {
     }
 }
 
-/// The one `.onnx` file anywhere under `root` (when the usual layouts found none), named `name`; a numeric parent
-/// folder below `root` gives its version. Several files: none is served, and the error says why.
-fn deep_single_onnx(root: &Path, name: &str, defaults: &ModelSettings) -> Option<ModelSource> {
-    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(root)
+/// Every `.onnx` file under `folder` (links followed), sorted.
+fn onnx_files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = walkdir::WalkDir::new(folder)
         .follow_links(true)
         .into_iter()
         .filter_map(Result::ok)
@@ -225,6 +217,13 @@ fn deep_single_onnx(root: &Path, name: &str, defaults: &ModelSettings) -> Option
         .map(|e| e.into_path())
         .collect();
     files.sort();
+    files
+}
+
+/// The one `.onnx` file anywhere under `root` (when the usual layouts found none), named `name`; a numeric parent
+/// folder below `root` gives its version. Several files: none is served, and the error says why.
+fn deep_single_onnx(root: &Path, name: &str, defaults: &ModelSettings) -> Option<ModelSource> {
+    let files = onnx_files_under(root);
     match files.as_slice() {
         [] => None,
         [file] => {
