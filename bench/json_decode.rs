@@ -32,7 +32,7 @@ fn main() {
         let wire: oxinfer::http::types::InferRequestJson<'_> =
             serde_json::from_slice(body.as_bytes()).expect("valid");
         let raw = wire.inputs[0].data.expect("data");
-        oxinfer::tensor::json::decode_data("input", oxinfer::tensor::DataType::Fp32, count, raw)
+        oxinfer::http::json::decode_data("input", oxinfer::tensor::DataType::Fp32, count, raw)
             .expect("valid")
     };
     let fast = || {

@@ -10,8 +10,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Map, Value};
 
+use crate::config::model_settings::ModelSettings;
 use crate::config::{ConfigError, Layers, Settings};
-use crate::repository::settings::ModelSettings;
 
 /// oxinfer: an Open Inference Protocol (KServe V2) server for ONNX models, a drop-in for Seldon MLServer.
 #[derive(Debug, Parser)]

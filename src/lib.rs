@@ -3,7 +3,7 @@
 //! How a request flows:
 //! 1. A transport ([`http`] or [`grpc`]) decodes the wire format into [`service::InferRequest`] with typed [`tensor::Tensor`]s
 //!    (codecs at the edge: [`tensor::json`]).
-//! 2. [`service::Service`] resolves the model version in the [`repository::Repository`], validates inputs and
+//! 2. [`service::DataPlane`] resolves the model version in the [`repository::Repository`], validates inputs and
 //!    requested outputs against the model's signature (once, for every transport), and queues the request.
 //! 3. A worker thread ([`model::worker`]) that owns the model's ONNX Runtime session ([`model::onnx`]) runs it and
 //!    replies on a oneshot channel; the async runtime never blocks on inference.
@@ -17,13 +17,15 @@
 pub mod admission;
 pub mod classification;
 pub mod cli;
-pub mod codec;
 pub mod config;
 pub mod connections;
+pub mod content_types;
 pub mod error;
 pub mod grpc;
 pub mod healthcheck;
 pub mod http;
+#[cfg(test)]
+mod layering;
 pub mod memory;
 pub mod metrics;
 pub mod model;

@@ -12,10 +12,10 @@ use std::process::ExitCode;
 use clap::Args;
 use serde::Serialize;
 
+use crate::config::model_settings::{MAX_BATCH_SIZE, MAX_BATCH_TIME_SECONDS, MAX_PARALLEL_WORKERS};
 use crate::model::batching::batchable;
 use crate::model::onnx::{OnnxBackend, SessionOptions};
 use crate::model::{Backend, TensorSpec};
-use crate::repository::settings::{MAX_BATCH_SIZE, MAX_BATCH_TIME_SECONDS, MAX_PARALLEL_WORKERS};
 use crate::tensor::Parameters;
 
 /// The `implementation` the bundled model-repository uses (one of the names that select ONNX Runtime).

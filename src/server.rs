@@ -12,8 +12,8 @@ use tower::{Layer, ServiceExt};
 
 use crate::config::Settings;
 use crate::connections::{self, Policy};
-use crate::http::hygiene;
-use crate::service::Service;
+use crate::http::middleware;
+use crate::service::DataPlane;
 
 /// How often recorded histogram samples are folded into their buckets when nobody scrapes.
 const METRICS_UPKEEP: Duration = Duration::from_secs(5);
@@ -26,7 +26,7 @@ pub struct RunningServer {
     pub grpc_addr: SocketAddr,
     /// The metrics listener's address; `None` when `metrics_endpoint` is null.
     pub metrics_addr: Option<SocketAddr>,
-    pub service: Arc<Service>,
+    pub service: Arc<DataPlane>,
     /// Set to true to stop accepting connections and start draining.
     stop: watch::Sender<bool>,
     http_task: JoinHandle<std::io::Result<()>>,
@@ -65,13 +65,14 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     let grpc_policy = Policy::grpc(&settings, max_connections);
     let telemetry = crate::telemetry::Telemetry::start(&settings)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.message()))?;
-    let service = Service::with_telemetry(settings, telemetry);
+    let service = DataPlane::with_telemetry(settings, telemetry);
     let loader = service.clone();
     tokio::spawn(async move { loader.load_at_startup().await });
     let (stop, stop_rx) = watch::channel(false);
 
-    let routes = hygiene::wrap(crate::http::router(service.clone()), &service);
-    let app = tower::util::MapRequestLayer::new(hygiene::strip_root_path(&root_path)).layer(routes);
+    let routes = middleware::wrap(crate::http::router(service.clone()), &service);
+    let app =
+        tower::util::MapRequestLayer::new(middleware::strip_root_path(&root_path)).layer(routes);
     let app = app.map_request(|request: axum::http::Request<hyper::body::Incoming>| {
         request.map(axum::body::Body::new)
     });
@@ -94,35 +95,34 @@ pub async fn start(settings: Settings) -> std::io::Result<RunningServer> {
     });
     tracing::info!(address = %grpc_addr, "gRPC server listening on {grpc_addr}");
 
-    let (metrics_task, upkeep_task) = match (metrics_listener, &service.settings().metrics_endpoint)
-    {
-        (Some(metrics_listener), Some(endpoint)) => {
-            let app = crate::metrics::router(service.clone(), endpoint).map_request(
-                |request: axum::http::Request<hyper::body::Incoming>| {
-                    request.map(axum::body::Body::new)
-                },
-            );
-            let task = tokio::spawn(connections::serve(
-                metrics_listener,
-                app,
-                metrics_policy,
-                stop_rx.clone(),
-            ));
-            let metrics = service.metrics().clone();
-            let upkeep = tokio::spawn(async move {
-                let mut tick = tokio::time::interval(METRICS_UPKEEP);
-                loop {
-                    tick.tick().await;
-                    metrics.run_upkeep();
+    let (metrics_task, upkeep_task) =
+        match (metrics_listener, &service.settings().metrics_endpoint) {
+            (Some(metrics_listener), Some(endpoint)) => {
+                let app = crate::http::metrics_endpoint::router(service.clone(), endpoint)
+                    .map_request(|request: axum::http::Request<hyper::body::Incoming>| {
+                        request.map(axum::body::Body::new)
+                    });
+                let task = tokio::spawn(connections::serve(
+                    metrics_listener,
+                    app,
+                    metrics_policy,
+                    stop_rx.clone(),
+                ));
+                let metrics = service.metrics().clone();
+                let upkeep = tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(METRICS_UPKEEP);
+                    loop {
+                        tick.tick().await;
+                        metrics.run_upkeep();
+                    }
+                });
+                if let Some(addr) = metrics_addr {
+                    tracing::info!(address = %addr, "Metrics server listening on {addr}{endpoint}");
                 }
-            });
-            if let Some(addr) = metrics_addr {
-                tracing::info!(address = %addr, "Metrics server listening on {addr}{endpoint}");
+                (Some(task), Some(upkeep))
             }
-            (Some(task), Some(upkeep))
-        }
-        _ => (None, None),
-    };
+            _ => (None, None),
+        };
     Ok(RunningServer {
         http_addr,
         grpc_addr,

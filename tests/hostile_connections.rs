@@ -612,7 +612,7 @@ async fn shutdown_ends_idle_streams_within_two_seconds_and_answers_the_request_i
     busy_tx.send(raw_request("slow", &[input])).await.unwrap();
     let service = s.server.service.clone();
     common::wait_until("the request reaches the model", || {
-        let text = service.metrics().render(&service);
+        let text = service.metrics_text();
         async move {
             text.lines().any(|l| {
                 l.starts_with("batch_request_queue_count")
@@ -700,7 +700,7 @@ async fn a_grpc_call_past_its_grpc_timeout_is_cancelled() {
     }
     let service = s.server.service.clone();
     common::wait_until("requests queue behind the slow model", || {
-        let text = service.metrics().render(&service);
+        let text = service.metrics_text();
         async move {
             text.lines().any(|l| {
                 l.starts_with("model_queue_depth{model=\"slow\"")

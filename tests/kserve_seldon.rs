@@ -9,9 +9,9 @@ use std::path::Path;
 use common::{
     assert_error, bundled_model, iris_request, test_settings, write_model, Spawned, TestServer,
 };
+use oxinfer::config::model_settings::ModelSettings;
 use oxinfer::grpc::pb;
 use oxinfer::grpc::pb::grpc_inference_service_client::GrpcInferenceServiceClient;
-use oxinfer::repository::settings::ModelSettings;
 use serde_json::{json, Value};
 use tonic::Code;
 

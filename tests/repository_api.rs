@@ -526,12 +526,7 @@ async fn unload_waits_for_the_requests_in_flight() {
     two_models(dir.path());
     let s = TestServer::start(dir.path()).await;
     // Holding the model is what a request in flight does.
-    let in_flight = s
-        .server
-        .service
-        .repository
-        .ready_model("iris", None)
-        .unwrap();
+    let in_flight = s.server.service.ready_model("iris", None).unwrap();
     let client = s.client.clone();
     let url = s.url("/v2/repository/models/iris/unload");
     let unload = tokio::spawn(async move { client.post(url).send().await.unwrap().status() });

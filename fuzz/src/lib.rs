@@ -11,19 +11,19 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
 use bytes::{Buf, Bytes};
-use oxinfer::codec::{decode_inputs, ContentType};
+use oxinfer::config::model_settings::ModelSettings;
 use oxinfer::config::{Layers, Settings};
+use oxinfer::content_types::{decode_inputs, ContentType};
 use oxinfer::error::Error;
 use oxinfer::grpc::convert::infer_request;
 use oxinfer::grpc::pb::ModelInferRequest;
 use oxinfer::http::binary::{split_body, Body, HEADER_LENGTH};
+use oxinfer::http::json::rope::Rope;
 use oxinfer::http::types::parse_infer_request_with_binary;
 use oxinfer::model::TensorSpec;
-use oxinfer::repository::settings::ModelSettings;
 use oxinfer::service::InferRequest;
 use oxinfer::tensor::binary::{count_bytes_elements, decode_raw, raw_len};
 use oxinfer::tensor::limits::Limits;
-use oxinfer::tensor::rope::Rope;
 use oxinfer::tensor::{element_count, DataType, Parameters, Tensor};
 use prost::Message;
 
@@ -165,8 +165,8 @@ pub fn codecs(data: &[u8]) {
         ..InferRequest::default()
     };
     let request_ct = ContentType::parse(content_type).filter(|_| shape & 0x80 != 0);
-    let result =
-        decode_inputs(&mut request, &[spec], request_ct, &Limits::default()).map(|()| request);
+    let result = decode_inputs(&mut request.inputs, &[spec], request_ct, &Limits::default())
+        .map(|()| request);
     // Images decompress and resize: bounded by the pixel limit (4 channels), not by the input's size.
     let pixels = usize::try_from(Settings::default().max_image_pixels).unwrap_or(usize::MAX);
     check_request(&result, data.len(), pixels.saturating_mul(4));

@@ -11,24 +11,24 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse};
 
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// How often a Watch looks at readiness again.
 const WATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The health service over the shared core.
 pub struct Health {
-    service: Arc<Service>,
+    service: Arc<DataPlane>,
 }
 
 impl Health {
-    pub fn new(service: Arc<Service>) -> Health {
+    pub fn new(service: Arc<DataPlane>) -> Health {
         Health { service }
     }
 }
 
 /// The status of `name`; unknown models are `Err` (NOT_FOUND for Check, SERVICE_UNKNOWN for Watch).
-fn status(service: &Service, name: &str) -> Result<ServingStatus, Error> {
+fn status(service: &DataPlane, name: &str) -> Result<ServingStatus, Error> {
     let serving = match name {
         "" | "inference.GRPCInferenceService" => service.ready(),
         model => service.model_ready(model, None)?,

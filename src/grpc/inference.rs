@@ -1,4 +1,4 @@
-//! `inference.GRPCInferenceService`: thin handlers that decode the message, call the [`Service`], encode the answer.
+//! `inference.GRPCInferenceService`: thin handlers that decode the message, call the [`DataPlane`], encode the answer.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -18,7 +18,7 @@ use super::repository;
 use super::triton;
 use crate::admission::{tensor_bytes, OFF_REACTOR_BYTES};
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::DataPlane;
 use crate::telemetry::RequestSpan;
 
 /// What a decoded request message holds in memory, counted without walking its elements: raw contents, typed
@@ -64,7 +64,7 @@ async fn server_stops(stopping: &mut Option<watch::Receiver<bool>>) {
 /// The inference service over the shared core.
 #[derive(Clone)]
 pub struct Inference {
-    service: Arc<Service>,
+    service: Arc<DataPlane>,
     /// Largest message the server sends; a bigger response becomes RESOURCE_EXHAUSTED rather than a broken call.
     max_message_length: usize,
     /// Turns true when the server stops: open ModelStreamInfer streams then end once idle for
@@ -73,7 +73,7 @@ pub struct Inference {
 }
 
 impl Inference {
-    pub fn new(service: Arc<Service>, max_message_length: usize) -> Inference {
+    pub fn new(service: Arc<DataPlane>, max_message_length: usize) -> Inference {
         Inference {
             service,
             max_message_length,

@@ -1,5 +1,5 @@
 //! The gRPC transport: `inference.GRPCInferenceService`, `grpc.health.v1.Health` and server reflection, served
-//! on their own listener over the same [`Service`] as REST.
+//! on their own listener over the same [`DataPlane`] as REST.
 //!
 //! - [`inference`]: the service impl; each RPC decodes ([`convert`]), calls the service, encodes.
 //! - [`health`]: health checks driven by server and model readiness.
@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tower::ServiceExt;
 
 use crate::connections::Policy;
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// The code generated from `proto/grpc_service.proto` (messages, server and client).
 pub mod pb {
@@ -41,7 +41,7 @@ pub mod pb {
 /// until `stop` turns true; open ModelStreamInfer streams then end with UNAVAILABLE once idle for 2 s.
 pub async fn serve(
     listener: TcpListener,
-    service: Arc<Service>,
+    service: Arc<DataPlane>,
     mut policy: Policy,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
@@ -64,7 +64,7 @@ pub async fn serve(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .expect("the descriptor sets built into the binary are valid");
-    let request_id = axum::http::HeaderName::from_static(crate::http::hygiene::REQUEST_ID);
+    let request_id = axum::http::HeaderName::from_static(crate::telemetry::request_id::REQUEST_ID);
     // Tensors are large: HTTP/2's 64 KiB default windows would make a client stop for a WINDOW_UPDATE round
     // trip every 64 KiB of a request (about ten per MobileNet image); big frames mean fewer, larger chunks.
     policy.http2.stream_window = Some(8 << 20);
@@ -80,11 +80,11 @@ pub async fn serve(
         .layer(crate::metrics::grpc::GrpcMetricsLayer::new(metrics))
         .layer(tower_http::request_id::SetRequestIdLayer::new(
             request_id.clone(),
-            crate::http::hygiene::RandomRequestId,
+            crate::telemetry::request_id::RandomRequestId,
         ))
         .layer(
             tower_http::trace::TraceLayer::new_for_grpc()
-                .make_span_with(crate::http::hygiene::request_span)
+                .make_span_with(crate::telemetry::request_id::request_span)
                 .on_failure(crate::error::log_grpc_failure),
         )
         .layer(tower_http::request_id::PropagateRequestIdLayer::new(

@@ -5,18 +5,18 @@ use tonic::metadata::MetadataMap;
 
 use crate::error::Error;
 use crate::repository::load_config::{LoadOptions, LoadParameter};
-use crate::service::Service;
+use crate::service::DataPlane;
 
 use super::pb;
 use super::pb::repository_index_response::ModelIndex;
 
 /// RepositoryIndex: every model known (or, with `ready`, those ready to serve).
 pub async fn index(
-    service: &Service,
+    service: &DataPlane,
     request: tonic::Request<pb::RepositoryIndexRequest>,
 ) -> Result<pb::RepositoryIndexResponse, Error> {
     let request = authorized(service, request)?;
-    let entries = service.repository.index(request.ready).await?;
+    let entries = service.repository_index(request.ready).await?;
     Ok(pb::RepositoryIndexResponse {
         models: entries
             .into_iter()
@@ -32,7 +32,7 @@ pub async fn index(
 
 /// RepositoryModelLoad: (re)loads the model from the repository folder, with Triton's `config` override if given.
 pub async fn load(
-    service: &Service,
+    service: &DataPlane,
     request: tonic::Request<pb::RepositoryModelLoadRequest>,
 ) -> Result<(), Error> {
     use pb::model_repository_parameter::ParameterChoice;
@@ -48,26 +48,26 @@ pub async fn load(
             (key.as_str(), value)
         }),
     )?;
-    service.repository.load_model(name, options).await
+    service.load_model(name, options).await
 }
 
 /// RepositoryModelUnload: unloads the model once its requests in flight are answered. Parameters (Triton's
 /// `unload_dependents`) are accepted and have no effect: models have no dependents here.
 pub async fn unload(
-    service: &Service,
+    service: &DataPlane,
     request: tonic::Request<pb::RepositoryModelUnloadRequest>,
 ) -> Result<(), Error> {
     let request = authorized(service, request)?;
     let name = required_name(&request.model_name)?;
-    service.repository.unload_model(name).await
+    service.unload_model(name).await
 }
 
 /// The message, once the access rules let the caller in (PERMISSION_DENIED when the API is disabled,
 /// UNAUTHENTICATED without the right token). Browsers cannot send gRPC cross-site, so no origin check.
-fn authorized<T>(service: &Service, request: tonic::Request<T>) -> Result<T, Error> {
+fn authorized<T>(service: &DataPlane, request: tonic::Request<T>) -> Result<T, Error> {
     let metadata: &MetadataMap = request.metadata();
     service
-        .repository_access
+        .repository_access()
         .authorize(metadata.get("authorization").map(|value| value.as_bytes()))?;
     Ok(request.into_inner())
 }

@@ -5,7 +5,10 @@ use axum::http::HeaderMap;
 use bytes::{Buf, Bytes};
 
 use crate::error::Error;
-use crate::service::InferRequest;
+use crate::service::{DataPlane, InferRequest};
+use crate::tensor::binary::{count_bytes_elements, decode_raw};
+use crate::tensor::limits::Limits;
+use crate::tensor::Tensor;
 
 /// The header giving the JSON part's length (header names are matched case-insensitively).
 pub const HEADER_LENGTH: &str = "inference-header-content-length";
@@ -80,4 +83,79 @@ fn flag(value: Option<&serde_json::Value>) -> Option<bool> {
         serde_json::Value::Number(n) => n.as_u64().map(|n| n != 0),
         _ => None,
     }
+}
+
+/// Builds the request for a raw body (binary extension, `Inference-Header-Content-Length: 0`): the bytes are
+/// the model's single input, batch 1; one other variable dimension is inferred from the byte count.
+pub fn raw_body_request(
+    service: &DataPlane,
+    name: &str,
+    version: Option<&str>,
+    mut bytes: impl bytes::Buf,
+) -> Result<InferRequest, Error> {
+    let model = service.ready_model(name, version)?;
+    let [spec] = model.signature.inputs.as_slice() else {
+        return Err(Error::InvalidInput(format!(
+            "a raw request body (Inference-Header-Content-Length: 0) needs a single-input model; {name} has {} inputs",
+            model.signature.inputs.len()
+        )));
+    };
+    let mut shape: Vec<Option<usize>> = spec
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).ok())
+        .collect();
+    if let Some(first) = shape.first_mut().filter(|d| d.is_none()) {
+        *first = Some(1);
+    }
+    let known: usize = shape.iter().flatten().product();
+    let length = bytes.remaining();
+    // BYTES elements are counted before decoding: those are read from one contiguous buffer.
+    let mut strings = None;
+    let elements = match spec.datatype.element_size() {
+        Some(size) => length / size,
+        None => {
+            let contiguous = bytes.copy_to_bytes(length);
+            let n = count_bytes_elements(&contiguous).ok_or_else(|| {
+                Error::InvalidInput(format!(
+                    "input '{}' raw BYTES body has a length prefix running past the end",
+                    spec.name
+                ))
+            })?;
+            strings = Some(contiguous);
+            n
+        }
+    };
+    let unknown = shape.iter().filter(|d| d.is_none()).count();
+    match unknown {
+        0 => {}
+        1 if known > 0 && elements % known == 0 => {
+            let fill = elements / known;
+            shape
+                .iter_mut()
+                .filter(|d| d.is_none())
+                .for_each(|d| *d = Some(fill));
+        }
+        _ => {
+            return Err(Error::InvalidInput(format!(
+                "cannot infer the shape of input '{}' ({:?}) from a raw body of {} bytes",
+                spec.name, spec.shape, length
+            )))
+        }
+    }
+    let shape: Vec<usize> = shape.into_iter().map(|d| d.unwrap_or(0)).collect();
+    let count = crate::tensor::element_count(&spec.name, &shape)?;
+    let limits = Limits::from(service.settings());
+    limits.check_elements(&spec.name, &shape, count)?;
+    if strings.is_some() {
+        limits.bytes_budget().take(&spec.name, count)?;
+    }
+    let data = match strings {
+        Some(strings) => decode_raw(&spec.name, spec.datatype, count, strings)?,
+        None => decode_raw(&spec.name, spec.datatype, count, bytes)?,
+    };
+    Ok(InferRequest {
+        inputs: vec![Tensor::new(spec.name.clone(), shape, data)?],
+        ..InferRequest::default()
+    })
 }

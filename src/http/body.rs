@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, LengthLimitError};
 
 use crate::admission::Permit;
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// The whole body of an infer request, as received, and the bytes it holds of the admission budget.
 pub struct InferBody(Chunks, Permit);
@@ -40,10 +40,10 @@ impl Admitted {
     }
 }
 
-impl FromRequest<Arc<Service>> for InferBody {
+impl FromRequest<Arc<DataPlane>> for InferBody {
     type Rejection = Error;
 
-    async fn from_request(mut request: Request, service: &Arc<Service>) -> Result<Self, Error> {
+    async fn from_request(mut request: Request, service: &Arc<DataPlane>) -> Result<Self, Error> {
         let admitted = request
             .extensions_mut()
             .remove::<Admitted>()

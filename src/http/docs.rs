@@ -18,10 +18,10 @@ use serde::Deserialize;
 use utoipa::openapi::server::Server;
 use utoipa::openapi::OpenApi;
 
-use super::hygiene::UnderRootPath;
+use super::middleware::UnderRootPath;
 use super::{openapi, swagger};
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// The header a prefix-stripping proxy names the stripped prefix in.
 pub const FORWARDED_PREFIX: &str = "x-forwarded-prefix";
@@ -41,7 +41,7 @@ struct DocsPath {
 }
 
 /// The documentation routes, for the dataplane and for each model (with and without a version).
-pub fn routes() -> Router<Arc<Service>> {
+pub fn routes() -> Router<Arc<DataPlane>> {
     let mut router = Router::new()
         .route("/v2/docs", get(|| async { swagger::to_folder() }))
         .route("/v2/docs/", get(|| async { swagger::index() }))
@@ -63,7 +63,7 @@ pub fn routes() -> Router<Arc<Service>> {
 type RootMark = Option<Extension<UnderRootPath>>;
 
 async fn dataplane(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     under_root: RootMark,
     headers: HeaderMap,
 ) -> Result<Response, Error> {
@@ -77,7 +77,7 @@ async fn dataplane(
 }
 
 /// Answers 404 unless the model (version) is in the repository; a model still loading has its page.
-fn check_model(service: &Service, path: &DocsPath) -> Result<(), Error> {
+fn check_model(service: &DataPlane, path: &DocsPath) -> Result<(), Error> {
     match &path.name {
         Some(name) => service
             .model_ready(name, path.version.as_deref())
@@ -87,7 +87,7 @@ fn check_model(service: &Service, path: &DocsPath) -> Result<(), Error> {
 }
 
 async fn model_folder(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<DocsPath>,
 ) -> Result<Response, Error> {
     check_model(&service, &path)?;
@@ -95,7 +95,7 @@ async fn model_folder(
 }
 
 async fn model_index(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<DocsPath>,
 ) -> Result<Response, Error> {
     check_model(&service, &path)?;
@@ -104,7 +104,7 @@ async fn model_index(
 
 /// A file of a docs folder: the model's document, or a Swagger UI asset.
 async fn file(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<DocsPath>,
     under_root: RootMark,
     headers: HeaderMap,

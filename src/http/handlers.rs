@@ -18,11 +18,11 @@ use super::types::{parse_infer_request_with_binary, write_infer_response};
 use super::types::{InferRequestJson, InferResponseJson};
 use crate::admission::{tensor_bytes, Permit, OFF_REACTOR_BYTES};
 use crate::error::Error;
+use crate::http::json::rope::Rope;
 use crate::model::stats::ModelStatistics;
-use crate::service::{InferRequest, ModelMetadata, ServerMetadata, Service};
+use crate::service::{DataPlane, InferRequest, ModelMetadata, ServerMetadata};
 use crate::telemetry::RequestSpan;
 use crate::tensor::limits::Limits;
-use crate::tensor::rope::Rope;
 
 /// `{name}` of a model route.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -90,7 +90,7 @@ fn ok_or_unavailable(ok: bool) -> StatusCode {
 /// Server liveness.
 #[utoipa::path(get, path = "/v2/health/live", tag = "health", operation_id = "server_live",
     responses((status = 200, description = "The server is live.", body = LiveBody)))]
-pub async fn live(State(service): State<Arc<Service>>) -> (StatusCode, Json<LiveBody>) {
+pub async fn live(State(service): State<Arc<DataPlane>>) -> (StatusCode, Json<LiveBody>) {
     let live = service.live();
     (ok_or_unavailable(live), Json(LiveBody { live }))
 }
@@ -101,7 +101,7 @@ pub async fn live(State(service): State<Arc<Service>>) -> (StatusCode, Json<Live
         (status = 200, description = "Ready to serve.", body = ReadyBody),
         (status = 503, description = "Not ready (models still loading, or one failed).", body = ReadyBody),
     ))]
-pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, Json<ReadyBody>) {
+pub async fn ready(State(service): State<Arc<DataPlane>>) -> (StatusCode, Json<ReadyBody>) {
     let ready = service.ready();
     (ok_or_unavailable(ready), Json(ReadyBody { ready }))
 }
@@ -109,7 +109,7 @@ pub async fn ready(State(service): State<Arc<Service>>) -> (StatusCode, Json<Rea
 /// Server name, version and the protocol extensions it implements.
 #[utoipa::path(get, path = "/v2", tag = "server", operation_id = "server_metadata",
     responses((status = 200, description = "Server metadata.", body = ServerMetadata)))]
-pub async fn server_metadata(State(service): State<Arc<Service>>) -> Json<ServerMetadata> {
+pub async fn server_metadata(State(service): State<Arc<DataPlane>>) -> Json<ServerMetadata> {
     Json(service.server_metadata())
 }
 
@@ -118,7 +118,7 @@ pub async fn server_metadata(State(service): State<Arc<Service>>) -> Json<Server
     params(ModelPath),
     responses((status = 200, description = "Model metadata.", body = ModelMetadata), ModelErrors))]
 pub async fn model_metadata(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<ModelMetadata>, Error> {
     service.model_metadata(&path.name, None).map(Json)
@@ -129,7 +129,7 @@ pub async fn model_metadata(
     operation_id = "model_version_metadata", params(VersionPath),
     responses((status = 200, description = "Model metadata.", body = ModelMetadata), ModelErrors))]
 pub async fn model_version_metadata(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<VersionPath>,
 ) -> Result<Json<ModelMetadata>, Error> {
     service
@@ -138,7 +138,7 @@ pub async fn model_version_metadata(
 }
 
 async fn model_ready_body(
-    service: &Service,
+    service: &DataPlane,
     name: String,
     version: Option<&str>,
 ) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
@@ -158,7 +158,7 @@ async fn model_ready_body(
         NotFoundError,
     ))]
 pub async fn model_ready(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<ModelPath>,
 ) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
     model_ready_body(&service, path.name, None).await
@@ -173,7 +173,7 @@ pub async fn model_ready(
         NotFoundError,
     ))]
 pub async fn model_version_ready(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<VersionPath>,
 ) -> Result<(StatusCode, Json<ModelReadyBody>), Error> {
     model_ready_body(&service, path.name, Some(&path.version)).await
@@ -181,7 +181,7 @@ pub async fn model_version_ready(
 
 /// An inference request, in its trace span when tracing is on (see [`crate::telemetry`]).
 async fn run_infer(
-    service: &Arc<Service>,
+    service: &Arc<DataPlane>,
     name: &str,
     version: Option<&str>,
     headers: HeaderMap,
@@ -200,7 +200,7 @@ async fn run_infer(
 /// blocking thread; the request's bytes (body, then decoded inputs, outputs and the encoded answer) are held
 /// against the admission budget until the answer has been sent.
 async fn infer_body(
-    service: &Arc<Service>,
+    service: &Arc<DataPlane>,
     name: &str,
     version: Option<&str>,
     headers: HeaderMap,
@@ -260,7 +260,7 @@ async fn infer_body(
 
 /// The request of an infer body: JSON, JSON with binary tensors, or a raw body.
 fn decode_request(
-    service: &Service,
+    service: &DataPlane,
     name: &str,
     version: Option<&str>,
     headers: &HeaderMap,
@@ -276,7 +276,10 @@ fn decode_request(
             parse_infer_request_with_binary(&Rope::new([&json[..]]), binary, &limits)?,
             false,
         ),
-        Body::Raw(bytes) => (service.raw_body_request(name, version, bytes)?, true),
+        Body::Raw(bytes) => (
+            super::binary::raw_body_request(service, name, version, bytes)?,
+            true,
+        ),
     })
 }
 
@@ -312,7 +315,7 @@ macro_rules! infer_route {
                 InferErrors,
             ))]
         pub async fn $handler(
-            State(service): State<Arc<Service>>,
+            State(service): State<Arc<DataPlane>>,
             Path($p): Path<$params>,
             headers: HeaderMap,
             body: InferBody,
@@ -341,7 +344,7 @@ infer_route!(
     params(ModelPath),
     responses((status = 200, description = "Triton model configuration.", body = Object), ModelErrors))]
 pub async fn model_config(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<serde_json::Value>, Error> {
     service.model_config(&path.name, None).map(Json)
@@ -352,7 +355,7 @@ pub async fn model_config(
     operation_id = "model_version_config", params(VersionPath),
     responses((status = 200, description = "Triton model configuration.", body = Object), ModelErrors))]
 pub async fn model_version_config(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<VersionPath>,
 ) -> Result<Json<serde_json::Value>, Error> {
     service
@@ -371,7 +374,7 @@ pub struct StatisticsBody {
 #[utoipa::path(get, path = "/v2/models/stats", tag = "triton", operation_id = "all_statistics",
     responses((status = 200, description = "Statistics.", body = StatisticsBody)))]
 pub async fn all_statistics(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
 ) -> Result<Json<StatisticsBody>, Error> {
     let model_stats = service.statistics(None, None)?;
     Ok(Json(StatisticsBody { model_stats }))
@@ -382,7 +385,7 @@ pub async fn all_statistics(
     params(ModelPath),
     responses((status = 200, description = "Statistics.", body = StatisticsBody), ModelErrors))]
 pub async fn model_statistics(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<ModelPath>,
 ) -> Result<Json<StatisticsBody>, Error> {
     let model_stats = service.statistics(Some(&path.name), None)?;
@@ -394,7 +397,7 @@ pub async fn model_statistics(
     operation_id = "model_version_statistics", params(VersionPath),
     responses((status = 200, description = "Statistics.", body = StatisticsBody), ModelErrors))]
 pub async fn model_version_statistics(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(path): Path<VersionPath>,
 ) -> Result<Json<StatisticsBody>, Error> {
     let model_stats = service.statistics(Some(&path.name), Some(&path.version))?;

@@ -16,7 +16,7 @@ use http_body_util::{BodyExt, Limited};
 use super::body::{too_large, Admitted, Chunks};
 use crate::admission::Permit;
 use crate::error::Error;
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// Decompressed bytes are counted against the budget this many at a time.
 const STEP: u64 = 1024 * 1024;
@@ -31,7 +31,7 @@ enum Encoding {
 /// Middleware: replaces a compressed body by its decompressed bytes (and drops `Content-Encoding`), the permit
 /// holding them travelling with the request ([`Admitted`]). Other encodings were refused before this runs.
 pub async fn inflate(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -47,7 +47,7 @@ pub async fn inflate(
 }
 
 async fn inflate_request(
-    service: &Service,
+    service: &DataPlane,
     encoding: Encoding,
     request: Request,
 ) -> Result<Request, Error> {

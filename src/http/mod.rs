@@ -4,8 +4,10 @@ pub mod binary;
 mod body;
 mod docs;
 mod handlers;
-pub mod hygiene;
 mod inflate;
+pub mod json;
+pub mod metrics_endpoint;
+pub mod middleware;
 pub mod openapi;
 mod repository;
 pub mod schemas;
@@ -23,11 +25,11 @@ use tower::ServiceExt;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::service::Service;
+use crate::service::DataPlane;
 
 /// The documented V2 routes; every model route exists with and without `/versions/{version}`. The OpenAPI
 /// document is collected from the handlers' `#[utoipa::path]` attributes as they are added here.
-pub fn routes() -> OpenApiRouter<Arc<Service>> {
+pub fn routes() -> OpenApiRouter<Arc<DataPlane>> {
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(handlers::live))
         .routes(routes!(handlers::ready))
@@ -49,8 +51,8 @@ pub fn routes() -> OpenApiRouter<Arc<Service>> {
 }
 
 /// The whole REST application: the documented routes, the documentation pages and the JSON fallbacks; the
-/// body limit, tracing, CORS, compression and metrics are added around it by [`hygiene::wrap`].
-pub fn router(service: Arc<Service>) -> Router {
+/// body limit, tracing, CORS, compression and metrics are added around it by [`middleware::wrap`].
+pub fn router(service: Arc<DataPlane>) -> Router {
     let (api, _document) = routes().split_for_parts();
     // A path that matches nothing and ends with `/` is tried once more without it, on the documented routes
     // only (the official OpenAPI document spells server metadata `/v2/`); the documentation pages keep their

@@ -40,7 +40,7 @@ Each model also has its own document, naming its inputs and outputs with their d
         (name = "triton", description = "Triton's model configuration and statistics extensions."),
         (name = "repository", description = "The model repository extension: index, load, unload."),
     ),
-    components(schemas(ErrorBody, TensorData, super::schemas::Parameters, DataType, TensorSpec))
+    components(schemas(ErrorBody, TensorData, crate::service::ParametersSchema, DataType, TensorSpec))
 )]
 struct ApiDoc;
 

@@ -15,7 +15,7 @@ use super::schemas::{RepositoryErrors, RepositoryIndexErrors};
 use crate::error::Error;
 use crate::repository::lifecycle::IndexEntry;
 use crate::repository::load_config::{LoadOptions, LoadParameter};
-use crate::service::Service;
+use crate::service::DataPlane;
 use crate::tensor::Parameters;
 
 /// `POST /v2/repository/index` body; MLServer requires one, Triton's clients may send none. Other fields
@@ -33,7 +33,7 @@ pub struct IndexRequest {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ModelRequest {
-    #[schema(value_type = Option<super::schemas::Parameters>)]
+    #[schema(value_type = Option<crate::service::ParametersSchema>)]
     parameters: Option<Parameters>,
 }
 
@@ -45,15 +45,15 @@ pub struct ModelRequest {
         RepositoryIndexErrors,
     ))]
 pub async fn index(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Vec<IndexEntry>>, RepositoryError> {
     service
-        .repository_access
+        .repository_access()
         .authorize(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))?;
     let request: IndexRequest = optional_json(body, "repository index")?;
-    Ok(Json(service.repository.index(request.ready).await?))
+    Ok(Json(service.repository_index(request.ready).await?))
 }
 
 /// Loads (or reloads) a model: its settings are read again from the repository folder.
@@ -67,12 +67,12 @@ pub async fn index(
     request_body(content = Option<ModelRequest>, description = "Optional Triton-style `parameters`."),
     responses((status = 200, description = "Loaded; the body is empty."), RepositoryErrors))]
 pub async fn load(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), RepositoryError> {
-    service.repository_access.authorize_mutation(&headers)?;
+    service.repository_access().authorize_mutation(&headers)?;
     let request: ModelRequest = optional_json(body, "load")?;
     let parameters = request.parameters.unwrap_or_default();
     let options = LoadOptions::from_parameters(
@@ -85,7 +85,7 @@ pub async fn load(
             (key.as_str(), value)
         }),
     )?;
-    Ok(service.repository.load_model(&name, options).await?)
+    Ok(service.load_model(&name, options).await?)
 }
 
 /// Unloads a model once its in-flight requests have been answered.
@@ -95,14 +95,14 @@ pub async fn load(
     request_body(content = Option<ModelRequest>, description = "Optional Triton-style `parameters`."),
     responses((status = 200, description = "Unloaded; the body is empty."), RepositoryErrors))]
 pub async fn unload(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(), RepositoryError> {
-    service.repository_access.authorize_mutation(&headers)?;
+    service.repository_access().authorize_mutation(&headers)?;
     let _: ModelRequest = optional_json(body, "unload")?;
-    Ok(service.repository.unload_model(&name).await?)
+    Ok(service.unload_model(&name).await?)
 }
 
 /// The error of a repository route: the server's error answer, with `WWW-Authenticate: Bearer` on a 401 (as

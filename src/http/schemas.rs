@@ -5,8 +5,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use utoipa::openapi::schema::{
-    AdditionalProperties, AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat,
-    Type,
+    AnyOfBuilder, ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type,
 };
 use utoipa::openapi::{Ref, RefOr, Response, ResponseBuilder, Schema};
 use utoipa::{IntoResponses, PartialSchema, ToSchema};
@@ -77,29 +76,6 @@ impl ToSchema for BinaryBody {
     }
 }
 
-/// Request, response and tensor parameters: a JSON object of mostly strings, numbers and booleans.
-pub struct Parameters;
-
-impl PartialSchema for Parameters {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::Object)
-            .additional_properties(Some(AdditionalProperties::<Schema>::FreeForm(true)))
-            .description(Some(
-                "Free-form parameters. Known keys: `content_type` (MLServer codec: np, str, base64, datetime, \
-                 pd, pd_json, img), `binary_data_output` (request), `binary_data` and `classification` \
-                 (requested output), `binary_data_size` (binary tensor data extension).",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Parameters {
-    fn name() -> Cow<'static, str> {
-        Cow::Borrowed("Parameters")
-    }
-}
-
 impl PartialSchema for DataType {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
@@ -144,7 +120,10 @@ impl ToSchema for TensorSpec {
 
     fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
         schemas.push(("Datatype".into(), DataType::schema()));
-        schemas.push(("Parameters".into(), Parameters::schema()));
+        schemas.push((
+            "Parameters".into(),
+            crate::service::ParametersSchema::schema(),
+        ));
     }
 }
 

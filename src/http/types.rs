@@ -6,13 +6,13 @@ use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use crate::error::{short, Error};
+use crate::http::json::envelope::{split_envelope, DataSpan};
+use crate::http::json::limits::check_request_limits;
+use crate::http::json::rope::Rope;
+use crate::http::json::{decode_data, decode_data_text, read_data_early, EarlyData, JsonData};
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
 use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
-use crate::tensor::json::{decode_data, decode_data_text, read_data_early, EarlyData, JsonData};
-use crate::tensor::json_envelope::{split_envelope, DataSpan};
-use crate::tensor::json_limits::check_request_limits;
 use crate::tensor::limits::{BytesBudget, Limits};
-use crate::tensor::rope::Rope;
 use crate::tensor::{parse_wire_header, DataType, Parameters, Tensor, TensorData};
 
 /// `POST .../infer` body. `data` stays raw text until the tensor's datatype and shape are known.
@@ -24,7 +24,7 @@ pub struct InferRequestJson<'a> {
     pub id: Option<String>,
     /// Request parameters (`content_type`, `binary_data_output`, ...).
     #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Parameters>)]
+    #[schema(value_type = Option<crate::service::ParametersSchema>)]
     pub parameters: Option<Parameters>,
     /// Every input of the model, once each.
     #[serde(borrow)]
@@ -47,7 +47,7 @@ pub struct InputJson<'a> {
     pub datatype: String,
     /// Input parameters (`content_type`, `binary_data_size`, ...).
     #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Parameters>)]
+    #[schema(value_type = Option<crate::service::ParametersSchema>)]
     pub parameters: Option<Parameters>,
     /// The elements; absent when `parameters.binary_data_size` says they follow the JSON as bytes.
     #[serde(borrow, default)]
@@ -63,7 +63,7 @@ pub struct RequestedOutputJson {
     pub name: String,
     /// Output parameters (`binary_data`, `classification`).
     #[serde(default)]
-    #[schema(value_type = Option<super::schemas::Parameters>)]
+    #[schema(value_type = Option<crate::service::ParametersSchema>)]
     pub parameters: Option<Parameters>,
 }
 
@@ -218,7 +218,7 @@ pub struct InferResponseJson<'a> {
     id: &'a str,
     /// Response parameters.
     #[serde(skip_serializing_if = "Parameters::is_empty")]
-    #[schema(value_type = super::schemas::Parameters)]
+    #[schema(value_type = crate::service::ParametersSchema)]
     parameters: &'a Parameters,
     /// The outputs, in the model's order (or the order they were requested in).
     outputs: Vec<OutputJson<'a>>,
@@ -238,7 +238,7 @@ pub struct OutputJson<'a> {
     datatype: &'static str,
     /// Output parameters (`content_type`, `binary_data_size` when the data follows as bytes).
     #[serde(skip_serializing_if = "Parameters::is_empty")]
-    #[schema(value_type = super::schemas::Parameters)]
+    #[schema(value_type = crate::service::ParametersSchema)]
     parameters: Parameters,
     /// The elements, flat in row-major order; absent for outputs sent as binary data.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -476,7 +476,7 @@ mod tests {
 
     #[test]
     fn large_bodies_read_alike_in_any_key_order_and_any_chunks() {
-        use crate::tensor::rope::testing::cut;
+        use crate::http::json::rope::testing::cut;
         let expected =
             parse_infer_request(large_body(false).as_bytes(), &Limits::default()).unwrap();
         assert_eq!(expected.inputs[1].data.len(), 3000);

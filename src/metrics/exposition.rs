@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use crate::model::stats::Duration64;
 use crate::repository::ModelState;
-use crate::service::Service;
+use crate::repository::Repository;
 
 /// Time requests waited in the model's queue, in seconds (summary: `_sum`, `_count`).
 pub const QUEUE_DURATION: &str = "model_infer_queue_duration_seconds";
@@ -43,9 +43,8 @@ fn summary(out: &mut String, name: &str, labels: &str, value: Duration64) {
 }
 
 /// Appends the statistics of every ready model version.
-pub fn model_statistics(out: &mut String, service: &Service) {
-    let models: Vec<_> = service
-        .repository
+pub fn model_statistics(out: &mut String, repository: &Repository) {
+    let models: Vec<_> = repository
         .slots()
         .into_iter()
         .filter_map(|slot| match slot.state() {

@@ -20,11 +20,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use metrics::{
     Counter, Gauge, Histogram, Key, KeyName, Label, Metadata, Recorder, SharedString, Unit,
 };
@@ -33,7 +28,7 @@ use metrics_exporter_prometheus::{
 };
 
 use crate::config::Settings;
-use crate::service::Service;
+use crate::repository::Repository;
 
 /// Successful inference requests (counter; labels `model`, `version`), as MLServer.
 pub const MODEL_INFER_SUCCESS: &str = "model_infer_request_success_total";
@@ -286,28 +281,10 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition: recorded metrics, model statistics, process metrics.
-    pub fn render(&self, service: &Service) -> String {
+    pub fn render(&self, repository: &Repository) -> String {
         let mut out = self.handle.render();
-        exposition::model_statistics(&mut out, service);
+        exposition::model_statistics(&mut out, repository);
         process::write(&mut out);
         out
     }
-}
-
-/// The metrics listener's routes: `GET {metrics_endpoint}`.
-pub fn router(service: Arc<Service>, endpoint: &str) -> Router {
-    Router::new()
-        .route(endpoint, get(scrape))
-        .with_state(service)
-}
-
-async fn scrape(State(service): State<Arc<Service>>) -> impl IntoResponse {
-    let text = service.metrics().render(&service);
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use super::worker::{Job, Runner};
+use super::job::{Job, Runner};
 use super::Signature;
 use crate::error::Error;
 use crate::tensor::batch::{concat_rows, split_rows};
@@ -117,7 +117,7 @@ pub(crate) fn serve(
         };
         if rows(&first).is_none() {
             let _busy = Busy::enter(busy);
-            runner.run_one(first);
+            runner.run_if_wanted(first);
             continue;
         }
         let mut batch = vec![first];
@@ -219,7 +219,7 @@ fn run_batch(runner: &mut Runner<'_>, batch: Vec<Job>) {
         .collect();
     if jobs.len() <= 1 {
         if let Some(job) = jobs.pop() {
-            runner.run_one(job);
+            runner.run_if_wanted(job);
         }
         return;
     }
@@ -251,7 +251,7 @@ fn run_batch(runner: &mut Runner<'_>, batch: Vec<Job>) {
             tracing::warn!(model = %runner.label, requests = jobs.len(), %error,
                 "a batch failed; running its requests one by one");
             for job in jobs {
-                runner.run_now(job);
+                runner.run_and_answer(job);
             }
         }
     }

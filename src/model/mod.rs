@@ -1,8 +1,11 @@
 //! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the worker threads that own it.
 
 pub mod batching;
+pub mod job;
 pub mod onnx;
 pub mod onnx_graph;
+pub mod ort_strings;
+pub mod ort_values;
 pub mod stats;
 pub mod worker;
 pub mod zipmap;
@@ -10,8 +13,8 @@ pub mod zipmap;
 use serde::Serialize;
 
 use crate::error::Error;
+use crate::telemetry::Timings;
 use crate::tensor::{DataType, Parameters, Tensor};
-use stats::Timings;
 
 /// One input or output as a model declares it (`-1` marks a variable dimension).
 #[derive(Debug, Clone, PartialEq, Serialize)]

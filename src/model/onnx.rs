@@ -10,11 +10,11 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, ValueType};
 
 use super::onnx_graph::zipmap_keys;
-use super::stats::Timings;
 use super::zipmap::ZipMapOutput;
 use super::{Backend, Signature, TensorSpec, UnservedOutput};
 use crate::error::Error;
-use crate::tensor::ort::{datatype_of, from_ort_value, to_ort_value};
+use crate::model::ort_values::{datatype_of, from_ort_value, to_ort_value};
+use crate::telemetry::Timings;
 use crate::tensor::{DataType, Parameters, Tensor};
 
 /// Whether sessions keep ONNX Runtime's CPU arena and memory patterns unless the settings say otherwise.

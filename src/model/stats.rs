@@ -1,5 +1,6 @@
 //! Per-model-version statistics in Triton's shape (counts and nanoseconds), updated lock-free.
 
+use crate::telemetry::Timings;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -32,17 +33,6 @@ impl Counter {
 pub struct Duration64 {
     pub count: u64,
     pub ns: u64,
-}
-
-/// The time spent in each phase of one execution.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Timings {
-    /// Turning request tensors into runtime values.
-    pub input: Duration,
-    /// Running the model.
-    pub infer: Duration,
-    /// Turning runtime values into response tensors.
-    pub output: Duration,
 }
 
 /// Statistics of one model version.

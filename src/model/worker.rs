@@ -10,7 +10,8 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use super::batching::{self, BatchPolicy};
-use super::stats::{ModelStats, Timings};
+use super::job::{timed_out, Job, Runner};
+use super::stats::ModelStats;
 use super::{Backend, Signature};
 use crate::error::Error;
 use crate::telemetry::JobTrace;
@@ -32,35 +33,6 @@ pub struct WorkerOptions {
     pub default_timeout: Option<Duration>,
 }
 
-/// One request waiting for a worker.
-pub(crate) struct Job {
-    /// When it was queued (queue statistics, batching deadline).
-    pub enqueued: Instant,
-    /// When its caller stops waiting; past it, the job is answered with a timeout instead of running.
-    pub deadline: Option<Instant>,
-    pub inputs: Vec<Tensor>,
-    /// Outputs asked for; `None` = all, in model order.
-    pub outputs: Option<Vec<String>>,
-    pub reply: oneshot::Sender<Result<Vec<Tensor>, Error>>,
-    /// The request's span, when tracing is on: the worker adds its `queue` and `compute` spans under it.
-    /// Boxed: a queue of `model_queue_size` jobs is allocated up front, and tracing is usually off.
-    pub trace: Option<Box<JobTrace>>,
-}
-
-impl Job {
-    /// Whether someone still waits for this job. A job past its deadline is answered with a timeout here.
-    pub fn still_wanted(self, now: Instant, label: &str) -> Option<Job> {
-        if self.reply.is_closed() {
-            return None; // the client has gone: do not spend compute on it
-        }
-        if self.deadline.is_some_and(|d| d <= now) {
-            let _ = self.reply.send(Err(timed_out(label, "in the queue")));
-            return None;
-        }
-        Some(self)
-    }
-}
-
 /// Reads a timeout in seconds (a positive number); `what` names where it came from, for the error.
 pub fn parse_timeout(value: &serde_json::Value, what: &str) -> Result<Duration, String> {
     value
@@ -68,13 +40,6 @@ pub fn parse_timeout(value: &serde_json::Value, what: &str) -> Result<Duration, 
         .filter(|&t| t > 0.0)
         .and_then(|t| Duration::try_from_secs_f64(t).ok())
         .ok_or_else(|| format!("{what} must be a positive number of seconds, got {value}"))
-}
-
-/// The timeout error, naming where the request was when its time ran out.
-pub(crate) fn timed_out(label: &str, place: &str) -> Error {
-    Error::Timeout(format!(
-        "request to model {label} timed out {place} (request parameter 'timeout' or the model's parameters.extra.timeout)"
-    ))
 }
 
 /// The instances of one model version and the queue in front of them.
@@ -282,61 +247,17 @@ impl Drop for Workers {
     }
 }
 
-/// What a worker thread needs to run jobs: its backend, the model's statistics and its name for messages.
-pub(crate) struct Runner<'a> {
-    pub backend: &'a mut dyn Backend,
-    pub stats: &'a ModelStats,
-    pub label: &'a str,
-}
-
-impl Runner<'_> {
-    /// Runs the backend, turning a panic into an error.
-    pub fn execute(
-        &mut self,
-        inputs: Vec<Tensor>,
-        outputs: Option<&[String]>,
-    ) -> Result<(Vec<Tensor>, Timings), Error> {
-        let backend = &mut *self.backend;
-        catch_unwind(AssertUnwindSafe(|| backend.run(inputs, outputs)))
-            .unwrap_or_else(|_| Err(Error::Internal("the model panicked while running".into())))
-    }
-
-    /// Runs one job on its own (when its client still waits) and answers it.
-    pub fn run_one(&mut self, job: Job) {
-        let Some(job) = job.still_wanted(Instant::now(), self.label) else {
-            return;
-        };
-        self.stats.queue.add(job.enqueued.elapsed());
-        self.run_now(job);
-    }
-
-    /// Runs one job on its own and answers it (queue time already recorded).
-    pub fn run_now(&mut self, job: Job) {
-        let started = Instant::now();
-        let result = self.execute(job.inputs, job.outputs.as_deref());
-        if let Some(trace) = &job.trace {
-            let outcome = result.as_ref().map(|(_, timings)| timings);
-            trace.record(job.enqueued, started, 1, outcome);
-        }
-        let result = result.map(|(outputs, timings)| {
-            self.stats.record_execution(1, timings);
-            outputs
-        });
-        let _ = job.reply.send(result);
-    }
-}
-
 /// The loop of a worker without batching: one job at a time, in queue order.
 fn serve_one_by_one(runner: &mut Runner<'_>, receiver: &Receiver<Job>) {
     for job in receiver.iter() {
-        runner.run_one(job);
+        runner.run_if_wanted(job);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::stats::Timings;
+    use crate::telemetry::Timings;
     use crate::tensor::TensorData;
 
     struct Echo(Signature);

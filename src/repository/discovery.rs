@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::settings::{ModelSettings, ONNX_IMPLEMENTATIONS};
+use crate::config::model_settings::{ModelSettings, ONNX_IMPLEMENTATIONS};
 
 /// The file name that marks a model folder.
 pub const SETTINGS_FILE: &str = "model-settings.json";
@@ -391,8 +391,8 @@ fn sorted_subfolders(folder: &Path) -> Vec<PathBuf> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::settings::ModelParameters;
     use super::*;
+    use crate::config::model_settings::ModelParameters;
 
     #[test]
     fn name_defaults_to_folder_and_uri_is_relative() {

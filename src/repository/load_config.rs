@@ -18,7 +18,7 @@
 
 use serde_json::{Map, Value};
 
-use super::settings::{
+use crate::config::model_settings::{
     ModelSettings, TensorSettings, MAX_BATCH_SIZE, MAX_PARALLEL_WORKERS, MAX_THREADS,
 };
 use crate::error::Error;
@@ -112,7 +112,8 @@ impl ConfigOverride {
 }
 
 /// Longest batching wait a configuration may ask for, in microseconds (model-settings' bound).
-const MAX_QUEUE_DELAY_US: i64 = super::settings::MAX_BATCH_TIME_SECONDS as i64 * 1_000_000;
+const MAX_QUEUE_DELAY_US: i64 =
+    crate::config::model_settings::MAX_BATCH_TIME_SECONDS as i64 * 1_000_000;
 
 /// Largest configuration accepted, in bytes (Triton's are a few KB; this bounds the parse on the runtime).
 const MAX_CONFIG_BYTES: usize = 1 << 20;

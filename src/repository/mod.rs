@@ -6,7 +6,6 @@ pub mod discovery;
 pub mod lifecycle;
 pub mod load_config;
 pub mod roots;
-pub mod settings;
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
@@ -14,6 +13,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::config::model_settings::{ModelSettings, TensorSettings};
 use crate::error::Error;
 use crate::model::batching::BatchPolicy;
 use crate::model::onnx::{OnnxBackend, SessionOptions, LABELS};
@@ -23,7 +23,6 @@ use crate::tensor::{DataType, Parameters};
 use discovery::ModelSource;
 use ort::session::builder::PrepackedWeights;
 use roots::ModelRoots;
-use settings::{ModelSettings, TensorSettings};
 
 /// Where a model version is in its life.
 #[derive(Clone)]

@@ -1,10 +1,10 @@
 //! Per-request limits (inputs, outputs, shape rank, elements per tensor, BYTES elements per request), checked by
 //! every decoder before it allocates for what a request declares.
 
-use crate::config::Settings;
 use crate::error::{shape_text, short, Error};
 
-/// The per-request limits, built once from the settings and handed to the decoders.
+/// The per-request limits, built once from the settings (`Limits::from(&settings)`, in [`crate::config`]) and
+/// handed to the decoders.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most inputs, and most requested outputs, in one request (`max_tensors_per_request`).
@@ -17,25 +17,6 @@ pub struct Limits {
     pub max_rank: usize,
     /// Largest image decoded or resized to, in pixels (`max_image_pixels`).
     pub max_image_pixels: u64,
-}
-
-impl From<&Settings> for Limits {
-    fn from(s: &Settings) -> Limits {
-        Limits {
-            max_tensors: s.max_tensors_per_request,
-            max_elements: s.max_tensor_elements,
-            max_bytes_elements: s.max_bytes_elements,
-            max_rank: s.max_shape_rank,
-            max_image_pixels: s.max_image_pixels,
-        }
-    }
-}
-
-impl Default for Limits {
-    /// The limits of the default settings.
-    fn default() -> Limits {
-        Limits::from(&Settings::default())
-    }
 }
 
 impl Limits {

@@ -2,16 +2,8 @@
 
 pub mod batch;
 pub mod binary;
-pub mod instances;
-pub mod json;
-pub mod json_envelope;
-pub mod json_limits;
-pub mod json_scan;
 pub mod limits;
 pub mod lookup;
-pub mod ort;
-pub mod ort_strings;
-pub mod rope;
 
 use half::{bf16, f16};
 use std::fmt;

@@ -52,7 +52,7 @@ impl TestServer {
             .expect("server starts");
         let base = format!("http://{}", server.http_addr);
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !server.service.repository.startup_finished() {
+        while !server.service.startup_finished() {
             assert!(
                 Instant::now() < deadline,
                 "models did not finish loading in 60 s"

@@ -362,7 +362,7 @@ pub fn output<'a>(outputs: &'a [Tensor], name: &str) -> &'a Tensor {
 
 /// A tensor's data as REST writes it, read back as a JSON value (through text, as a client sees it).
 pub fn json_data(data: &TensorData) -> serde_json::Value {
-    let text = serde_json::to_vec(&oxinfer::tensor::json::JsonData::new(data)).unwrap();
+    let text = serde_json::to_vec(&oxinfer::http::json::JsonData::new(data)).unwrap();
     serde_json::from_slice(&text).unwrap()
 }
 

@@ -1,6 +1,11 @@
 //! JSON codec for tensor `data`: decoded straight from the request bytes into the typed buffer, flat or nested,
 //! and serialised straight from the typed buffer (no serde_json::Value tree either way).
 
+pub mod envelope;
+pub mod limits;
+pub mod rope;
+pub mod scan;
+
 use std::fmt;
 use std::ops::Range;
 
@@ -9,12 +14,12 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeSeq, Serializer};
 use serde_json::value::RawValue;
 
-use super::json_envelope::InputHead;
-use super::json_scan::{read_numbers, read_numbers_in, Decimal, Number};
-use super::rope::Rope;
-use super::{BytesBuf, DataType, TensorData};
+use self::envelope::InputHead;
+use self::rope::Rope;
+use self::scan::{read_numbers, read_numbers_in, Decimal, Number};
 use crate::error::Error;
 use crate::match_number_type;
+use crate::tensor::{BytesBuf, DataType, TensorData};
 
 /// Decodes a tensor's JSON `data` (flat or nested to any depth) into a buffer of `datatype`.
 /// `expected` is the shape's element count: more or fewer elements are an error naming the tensor.
@@ -53,7 +58,7 @@ pub fn decode_data(
 }
 
 /// Decodes a tensor's `data` given as its range of the request body (found by the envelope scan,
-/// [`super::json_envelope`]): numeric arrays through the fast number reader, anything else (and every error) through
+/// [`envelope`]): numeric arrays through the fast number reader, anything else (and every error) through
 /// [`decode_data`], so answers and messages are the same either way.
 pub fn decode_data_text(
     name: &str,

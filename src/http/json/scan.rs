@@ -473,7 +473,7 @@ fn number(b: &[u8], start: usize) -> Option<(Number<'_>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::rope::testing::{cut, cuts};
+    use crate::http::json::rope::testing::{cut, cuts};
 
     fn floats(text: &str) -> Option<Vec<f64>> {
         let mut out = Vec::new();

@@ -1,8 +1,11 @@
 //! Server settings with MLServer's names and defaults: settings.json < `MLSERVER_*` env < CLI flags.
 
+pub mod model_settings;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::tensor::limits::Limits;
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
@@ -108,7 +111,7 @@ pub struct Settings {
     /// The model built from `MLSERVER_MODEL_*` variables and `--model_name` (KServe's conventions), served when
     /// the repository has no model-settings.json. Not a settings.json key: the CLI fills it.
     #[serde(skip)]
-    pub default_model: Option<crate::repository::settings::ModelSettings>,
+    pub default_model: Option<crate::config::model_settings::ModelSettings>,
 }
 
 impl Default for Settings {
@@ -565,7 +568,7 @@ pub fn validate(s: &Settings) -> Result<(), ConfigError> {
         ));
     }
     if let Some(endpoint) = &s.tracing_server {
-        crate::telemetry::endpoint_url(endpoint).map_err(ConfigError)?;
+        tracing_endpoint_url(endpoint).map_err(ConfigError)?;
     }
     for folder in &s.extra_model_roots {
         if !folder.is_dir() {
@@ -654,6 +657,58 @@ fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, 
         other => Err(serde::de::Error::custom(format!(
             "expected a string, got {other}"
         ))),
+    }
+}
+
+/// Checks a `tracing_server` value and returns the URL the exporter connects to: `host:port` or
+/// `http://host:port` (a collector reached without TLS, as MLServer's `insecure=True` exporter does).
+pub fn tracing_endpoint_url(value: &str) -> Result<String, String> {
+    let bad = |why: &str| format!("setting tracing_server {value:?}: {why}");
+    let rest = match value.split_once("://") {
+        None => value,
+        Some(("http" | "grpc", rest)) => rest,
+        Some(("https", _)) => {
+            return Err(bad(
+                "TLS is not supported; give host:port of a collector reached without TLS",
+            ))
+        }
+        Some(_) => return Err(bad("expected host:port or http://host:port")),
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace)
+    {
+        return Err(bad("expected host:port or http://host:port"));
+    }
+    let url = format!("http://{rest}");
+    let uri: axum::http::Uri = url
+        .parse()
+        .map_err(|_| bad("expected host:port or http://host:port"))?;
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(bad("the host is missing"));
+    }
+    match uri.port_u16() {
+        Some(port) if port > 0 => Ok(url),
+        _ => Err(bad("needs a port from 1 to 65535, e.g. collector:4317")),
+    }
+}
+
+/// The per-request limits the settings give (see [`crate::tensor::limits`]).
+impl From<&Settings> for Limits {
+    fn from(s: &Settings) -> Limits {
+        Limits {
+            max_tensors: s.max_tensors_per_request,
+            max_elements: s.max_tensor_elements,
+            max_bytes_elements: s.max_bytes_elements,
+            max_rank: s.max_shape_rank,
+            max_image_pixels: s.max_image_pixels,
+        }
+    }
+}
+
+impl Default for Limits {
+    /// The limits of the default settings.
+    fn default() -> Limits {
+        Limits::from(&Settings::default())
     }
 }
 

@@ -19,11 +19,11 @@ use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::json::{decode_data, JsonData};
-use super::limits::{BytesBudget, Limits};
-use super::{element_count, DataType, Tensor};
 use crate::error::{shape_text, short, Error};
+use crate::http::json::{decode_data, JsonData};
 use crate::model::TensorSpec;
+use crate::tensor::limits::{BytesBudget, Limits};
+use crate::tensor::{element_count, DataType, Tensor};
 
 /// A decoded V1 request: the model's inputs and the number of instances (rows) they hold.
 #[derive(Debug)]

@@ -13,7 +13,7 @@
 //! so the exported span joins the caller's trace; a request without one starts a new trace. The usual parent-based
 //! sampling applies: a caller that says "not sampled" (flags `00`) gets no spans.
 //!
-//! Costs: when `tracing_server` is unset there is no tracer at all ([`crate::service::Service::telemetry`] is
+//! Costs: when `tracing_server` is unset there is no tracer at all (the core's `telemetry()` is
 //! `None`): the transports skip the header parsing and span work and jobs carry a `None`. When set, ending a
 //! span only queues it (a bounded queue, spans are dropped when it is full); the export runs on the SDK's own
 //! thread, so a slow or unreachable collector never holds a request. [`Telemetry::shutdown`] flushes what is
@@ -22,6 +22,8 @@
 //! Why explicit spans rather than the `tracing-opentelemetry` bridge: bridging would turn every `tracing` span
 //! of every request (connection, body, codec...) into OTLP spans and run the bridge layer even for spans nobody
 //! exports; the spans here are the few that Seldon's and MLServer's traces show, made only when tracing is on.
+
+pub mod request_id;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -33,9 +35,19 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use opentelemetry_sdk::Resource;
 
-use crate::config::Settings;
+use crate::config::{tracing_endpoint_url, Settings};
 use crate::error::Error;
-use crate::model::stats::Timings;
+
+/// The time spent in each phase of one execution (recorded on traces and in model statistics).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timings {
+    /// Turning request tensors into runtime values.
+    pub input: Duration,
+    /// Running the model.
+    pub infer: Duration,
+    /// Turning runtime values into response tensors.
+    pub output: Duration,
+}
 
 /// How long [`Telemetry::shutdown`] waits for the last spans to be exported.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,38 +67,6 @@ impl std::fmt::Debug for Telemetry {
     }
 }
 
-/// Checks a `tracing_server` value and returns the URL the exporter connects to: `host:port` or
-/// `http://host:port` (a collector reached without TLS, as MLServer's `insecure=True` exporter does).
-pub fn endpoint_url(value: &str) -> Result<String, String> {
-    let bad = |why: &str| format!("setting tracing_server {value:?}: {why}");
-    let rest = match value.split_once("://") {
-        None => value,
-        Some(("http" | "grpc", rest)) => rest,
-        Some(("https", _)) => {
-            return Err(bad(
-                "TLS is not supported; give host:port of a collector reached without TLS",
-            ))
-        }
-        Some(_) => return Err(bad("expected host:port or http://host:port")),
-    };
-    let rest = rest.strip_suffix('/').unwrap_or(rest);
-    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) || rest.contains(char::is_whitespace)
-    {
-        return Err(bad("expected host:port or http://host:port"));
-    }
-    let url = format!("http://{rest}");
-    let uri: axum::http::Uri = url
-        .parse()
-        .map_err(|_| bad("expected host:port or http://host:port"))?;
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("the host is missing"));
-    }
-    match uri.port_u16() {
-        Some(port) if port > 0 => Ok(url),
-        _ => Err(bad("needs a port from 1 to 65535, e.g. collector:4317")),
-    }
-}
-
 impl Telemetry {
     /// Builds the OTLP exporter when `tracing_server` is set; `None` otherwise. Must run inside the Tokio
     /// runtime (the gRPC channel's connection task lives there). Nothing connects until the first export.
@@ -100,7 +80,7 @@ impl Telemetry {
         let Some(value) = settings.tracing_server.as_deref().filter(|v| !v.is_empty()) else {
             return Ok(None);
         };
-        let url = endpoint_url(value).map_err(Error::Internal)?;
+        let url = tracing_endpoint_url(value).map_err(Error::Internal)?;
         let exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
             .with_endpoint(url.clone())
@@ -409,7 +389,7 @@ mod tests {
                 "http://seldon-collector.seldon-mesh:4317",
             ),
         ] {
-            assert_eq!(endpoint_url(value).as_deref(), Ok(url), "{value}");
+            assert_eq!(tracing_endpoint_url(value).as_deref(), Ok(url), "{value}");
         }
         for (value, why) in [
             ("https://collector:4317", "TLS"),
@@ -423,7 +403,7 @@ mod tests {
             ("collector :4317", "host:port"),
             ("http://", "host:port"),
         ] {
-            let err = endpoint_url(value).unwrap_err();
+            let err = tracing_endpoint_url(value).unwrap_err();
             assert!(
                 err.contains("tracing_server") && err.contains(why),
                 "{value}: {err}"

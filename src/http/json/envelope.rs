@@ -267,7 +267,7 @@ impl<'a> Scan<'_, 'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tensor::rope::testing::{cut, cuts};
+    use crate::http::json::rope::testing::{cut, cuts};
 
     #[test]
     fn more_inputs_than_allowed_leave_the_scan() {

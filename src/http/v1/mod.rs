@@ -1,11 +1,13 @@
 //! KServe's V1 protocol, the default of an InferenceService (`protocolVersion` unset): `GET /` (liveness),
 //! `GET /v1/models`, `GET /v1/models/{name}` (readiness), `POST /v1/models/{name}:predict` (`instances` ->
-//! `predictions`, see [`crate::tensor::instances`]) and `POST /v1/models/{name}:explain` (501: no explainer).
+//! `predictions`, see [`crate::http::v1::instances`]) and `POST /v1/models/{name}:explain` (501: no explainer).
 //!
 //! A compatibility path beside the V2 routes: the body is read, counted and limited as a V2 infer body is
-//! ([`InferBody`]), and the request runs through the same core call ([`Service::infer`]: validation, queueing,
+//! ([`InferBody`]), and the request runs through the same core call ([`DataPlane::infer`]: validation, queueing,
 //! batching, metrics). Answers follow KServe's model server: 404 for an unknown model, 503 while it is not ready,
 //! 400 for a bad request, errors as `{"error": "..."}`.
+
+pub mod instances;
 
 use std::sync::Arc;
 
@@ -17,16 +19,15 @@ use axum::{Json, Router};
 use bytes::{Buf, Bytes};
 use serde::Serialize;
 
-use super::body::InferBody;
-use super::handlers::HeldBytes;
 use crate::admission::{tensor_bytes, OFF_REACTOR_BYTES};
 use crate::error::{short, Error};
-use crate::service::{InferRequest, Service};
-use crate::tensor::instances;
+use crate::http::body::InferBody;
+use crate::http::handlers::HeldBytes;
+use crate::service::{DataPlane, InferRequest};
 use crate::tensor::limits::Limits;
 
 /// The V1 routes (not in the OpenAPI document, which describes the Open Inference Protocol).
-pub fn routes() -> Router<Arc<Service>> {
+pub fn routes() -> Router<Arc<DataPlane>> {
     Router::new()
         .route("/", get(alive))
         .route("/v1/models", get(list))
@@ -50,15 +51,8 @@ struct ModelList {
     models: Vec<String>,
 }
 
-async fn list(State(service): State<Arc<Service>>) -> Json<ModelList> {
-    let mut models: Vec<String> = service
-        .repository
-        .slots()
-        .iter()
-        .map(|s| s.name.clone())
-        .collect();
-    models.sort();
-    models.dedup();
+async fn list(State(service): State<Arc<DataPlane>>) -> Json<ModelList> {
+    let models = service.model_names();
     Json(ModelList { models })
 }
 
@@ -70,7 +64,7 @@ struct ModelReady {
 }
 
 async fn model_ready(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(name): Path<String>,
 ) -> Result<Json<ModelReady>, Error> {
     if !service.model_ready(&name, None)? {
@@ -84,7 +78,7 @@ async fn model_ready(
 
 /// `POST /v1/models/{name}:predict` and `:explain` (one path segment: the verb follows the last `:`).
 async fn model_verb(
-    State(service): State<Arc<Service>>,
+    State(service): State<Arc<DataPlane>>,
     Path(target): Path<String>,
     body: InferBody,
 ) -> Result<Response, Error> {
@@ -107,7 +101,7 @@ async fn model_verb(
 /// Reads the instances into the model's inputs, runs them as a V2 request would run, writes the predictions.
 /// Large bodies are decoded and large answers written on a decoding thread; the request's bytes are held against
 /// the admission budget until the answer has been sent, as on the V2 route.
-async fn predict(service: &Arc<Service>, name: &str, body: InferBody) -> Result<Response, Error> {
+async fn predict(service: &Arc<DataPlane>, name: &str, body: InferBody) -> Result<Response, Error> {
     let (body, mut permit) = body.into_parts();
     let inputs = service.model_metadata(name, None)?.inputs;
     let large = body.remaining() >= OFF_REACTOR_BYTES;

@@ -8,8 +8,8 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::limits::Limits;
 use crate::error::Error;
+use crate::tensor::limits::Limits;
 
 /// Checks the request JSON `body` against `limits`. Only a limit is reported: a body that is not a well-formed
 /// request passes (the parser that follows gives the error it always gave).

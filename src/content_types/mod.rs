@@ -9,7 +9,6 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::error::{short, Error};
 use crate::model::TensorSpec;
-use crate::service::{InferRequest, InferResponse};
 use crate::tensor::limits::Limits;
 use crate::tensor::lookup::NameIndex;
 use crate::tensor::{BytesBuf, DataType, Parameters, Tensor, TensorData};
@@ -64,11 +63,10 @@ pub fn content_type_of(parameters: Option<&Parameters>) -> Option<ContentType> {
 
 /// The request-level content type: the request's own, else the model's (`model_default`).
 pub fn request_content_type(
-    request: &InferRequest,
+    request_parameters: &Parameters,
     model_default: Option<&str>,
 ) -> Option<ContentType> {
-    content_type_of(Some(&request.parameters))
-        .or_else(|| model_default.and_then(ContentType::parse))
+    content_type_of(Some(request_parameters)).or_else(|| model_default.and_then(ContentType::parse))
 }
 
 /// The content type that applies to each input: its own, else the model-settings input's, else what the
@@ -92,12 +90,12 @@ fn input_content_type(
 
 /// Whether decoding will do heavy work (images), to be run off the async runtime.
 pub fn needs_blocking(
-    request: &InferRequest,
+    request_inputs: &[Tensor],
     inputs: &[TensorSpec],
     request_ct: Option<ContentType>,
 ) -> bool {
     let specs = NameIndex::new(inputs, |s| s.name.as_str());
-    request.inputs.iter().any(|input| {
+    request_inputs.iter().any(|input| {
         input_content_type(input, specs.get(&input.name), request_ct) == Some(ContentType::Img)
     })
 }
@@ -105,25 +103,25 @@ pub fn needs_blocking(
 /// Decodes every input according to its content type so that it fits the model input of the same name, within
 /// the per-request `limits` (image sizes).
 pub fn decode_inputs(
-    request: &mut InferRequest,
+    request_inputs: &mut [Tensor],
     inputs: &[TensorSpec],
     request_ct: Option<ContentType>,
     limits: &Limits,
 ) -> Result<(), Error> {
-    if request_ct == Some(ContentType::Np) && request.inputs.len() != 1 {
+    if request_ct == Some(ContentType::Np) && request_inputs.len() != 1 {
         return Err(Error::InvalidInput(format!(
             "content type np at request level needs exactly one input; the request has {}",
-            request.inputs.len()
+            request_inputs.len()
         )));
     }
-    if let ([input], [spec]) = (request.inputs.as_mut_slice(), inputs) {
+    if let ([input], [spec]) = (&mut *request_inputs, inputs) {
         // NumpyRequestCodec names its input "input-1": a single-input request feeds a single-input model.
         if request_ct == Some(ContentType::Np) && input.name != spec.name {
             input.name = spec.name.clone();
         }
     }
     let specs = NameIndex::new(inputs, |s| s.name.as_str());
-    for input in &mut request.inputs {
+    for input in request_inputs.iter_mut() {
         let Some(spec) = specs.get(&input.name) else {
             continue; // validation reports unknown inputs
         };
@@ -311,9 +309,12 @@ fn iso(nanos: i64) -> String {
 
 /// Encodes the outputs whose model-settings declare a content type, MLServer's way: 1-D outputs become [N, 1]
 /// and `content_type` is set in the output's parameters.
-pub fn encode_outputs(response: &mut InferResponse, outputs: &[TensorSpec]) -> Result<(), Error> {
+pub fn encode_outputs(
+    response_outputs: &mut [Tensor],
+    outputs: &[TensorSpec],
+) -> Result<(), Error> {
     let specs = NameIndex::new(outputs, |s| s.name.as_str());
-    for output in &mut response.outputs {
+    for output in response_outputs.iter_mut() {
         let spec = specs.get(&output.name);
         let Some(ct) = content_type_of(spec.and_then(|s| s.parameters.as_ref())) else {
             continue;

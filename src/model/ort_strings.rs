@@ -14,7 +14,7 @@ use ort::sys::{ONNXTensorElementDataType, OrtStatusPtr, OrtValue};
 use ort::value::{DynValue, Value};
 use ort::AsPointer;
 
-use super::BytesBuf;
+use crate::tensor::BytesBuf;
 
 /// Turns an ONNX Runtime status into a result; an error status is released by the `ort::Error` that owns it.
 fn check(status: OrtStatusPtr) -> Result<(), ort::Error> {

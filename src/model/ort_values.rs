@@ -2,8 +2,8 @@
 
 use ort::value::{DynValue, Tensor as OrtTensor, TensorElementType};
 
-use super::{DataType, TensorData};
 use crate::error::Error;
+use crate::tensor::{DataType, TensorData};
 use crate::{match_number_type, match_tensor_data};
 
 /// The V2 datatype of an ONNX element type, if the protocol has one.
