@@ -16,7 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("inference_descriptor.bin"))
         // prost's codec, with large messages decoded and encoded as blocking work (src/grpc/codec.rs).
-        .codec_path("crate::grpc::codec::OffRuntimeCodec")
+        .codec_path("crate::grpc::message_codec::OffRuntimeCodec")
         // Raw tensor bytes as `bytes::Bytes`: decoded without a copy out of the receive buffer.
         .bytes(".inference.ModelInferRequest.raw_input_contents")
         .bytes(".inference.ModelInferResponse.raw_output_contents")

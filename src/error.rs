@@ -31,6 +31,11 @@ pub enum Error {
     /// The request is malformed or does not fit the model; the message names the tensor or field.
     #[error("{0}")]
     InvalidInput(String),
+    /// A model (asked for through the repository API) could not be loaded: its file, graph or settings are
+    /// broken. Not the request's fault, but answered as Triton answers a failed load: 400 / INVALID_ARGUMENT,
+    /// which tritonclient and Seldon's agent read as "failed to load".
+    #[error("{0}")]
+    ModelLoad(String),
     /// The request asks for something this server does not do.
     #[error("{0}")]
     Unsupported(String),
@@ -67,7 +72,7 @@ impl Error {
             | Error::NotFoundRoute(_) => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Error::ModelNotReady(_) | Error::OverBudget(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::InvalidInput(_) => StatusCode::BAD_REQUEST,
+            Error::InvalidInput(_) | Error::ModelLoad(_) => StatusCode::BAD_REQUEST,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             Error::Overloaded(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
@@ -87,7 +92,7 @@ impl Error {
             | Error::NotFoundRoute(_) => tonic::Code::NotFound,
             Error::MethodNotAllowed(_) | Error::Unsupported(_) => tonic::Code::Unimplemented,
             Error::ModelNotReady(_) => tonic::Code::Unavailable,
-            Error::InvalidInput(_) => tonic::Code::InvalidArgument,
+            Error::InvalidInput(_) | Error::ModelLoad(_) => tonic::Code::InvalidArgument,
             Error::Overloaded(_) | Error::PayloadTooLarge(_) | Error::OverBudget(_) => {
                 tonic::Code::ResourceExhausted
             }

@@ -10,12 +10,12 @@
 //!
 //! Connections are served by [`crate::connections`] (HTTP/2 only, keep-alive pings, stream and connection limits).
 
-pub mod codec;
 pub mod convert;
 pub mod deadline;
 pub mod health;
 pub mod inference;
 pub mod limits;
+pub mod message_codec;
 pub mod repository;
 pub mod triton;
 

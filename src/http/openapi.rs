@@ -176,9 +176,9 @@ fn string_enum<'a>(values: impl IntoIterator<Item = &'a str>) -> ObjectBuilder {
 
 /// The schema of one model input.
 fn input_schema(spec: &TensorSpec) -> Schema {
-    let codec = content_type(spec);
+    let declared = content_type(spec);
     let mut datatypes = vec![spec.datatype.as_str()];
-    if codec.is_some() && spec.datatype != DataType::Bytes {
+    if declared.is_some() && spec.datatype != DataType::Bytes {
         datatypes.push(DataType::Bytes.as_str());
     }
     let mut shape = ArrayBuilder::new().items(
@@ -186,7 +186,7 @@ fn input_schema(spec: &TensorSpec) -> Schema {
             .schema_type(Type::Integer)
             .minimum(Some(0)),
     );
-    if codec.is_none() {
+    if declared.is_none() {
         let dims = spec.shape.iter().map(|&d| {
             let dim = ObjectBuilder::new()
                 .schema_type(Type::Integer)
@@ -208,9 +208,9 @@ fn input_schema(spec: &TensorSpec) -> Schema {
         spec.datatype,
         shape_text(&spec.shape)
     );
-    if let Some(codec) = codec {
+    if let Some(declared) = declared {
         description.push_str(&format!(
-            " Its content type is `{codec}`: the codec also accepts other datatypes and shapes (e.g. BYTES)."
+            " Its content type is `{declared}`: the codec also accepts other datatypes and shapes (e.g. BYTES)."
         ));
     }
     ObjectBuilder::new()

@@ -184,7 +184,7 @@ impl Repository {
             self.lock_not_loaded()
                 .insert(name.to_string(), message.clone());
         }
-        Err(Error::InvalidInput(message))
+        Err(Error::ModelLoad(message))
     }
 
     /// Unloads every version of `name`: new requests are refused, those in flight are answered, then the

@@ -1,4 +1,4 @@
-//! JSON codec for tensor `data`: decoded straight from the request bytes into the typed buffer, flat or nested,
+//! The JSON wire format of tensor `data`: decoded straight from the request bytes into the typed buffer, flat or nested,
 //! and serialised straight from the typed buffer (no serde_json::Value tree either way).
 
 pub mod envelope;
