@@ -324,7 +324,7 @@ impl GrpcInferenceService for Inference {
             .service
             .model_config(&request.name, version.as_deref())?;
         Ok(Response::new(pb::ModelConfigResponse {
-            config: Some(triton::model_config(config)?),
+            config: Some(triton::model_config(config)),
         }))
     }
 

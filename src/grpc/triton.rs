@@ -1,87 +1,126 @@
-//! Triton's model configuration and statistics as gRPC messages: the JSON configuration and the statistics
-//! structs that the service builds for REST, turned into the proto messages field by field.
-
-use serde::Deserialize;
-use serde_json::Value;
+//! Triton's model configuration and statistics as gRPC messages: the typed configuration and the statistics
+//! that the core builds (REST writes them as JSON), turned into the proto messages field by field.
 
 use super::pb;
-use crate::error::Error;
-use crate::model::stats::{Duration64, ModelStatistics};
+use crate::model::stats::{BatchStatistics, Duration64, ModelStatistics};
+use crate::service::{
+    TritonDynamicBatching, TritonInstanceGroup, TritonInstanceKind, TritonLatest,
+    TritonModelConfig, TritonParameters, TritonReshape, TritonTensor, TritonVersionPolicy,
+};
+use crate::tensor::DataType;
 
-/// The service's Triton configuration (`Service::model_config`) as a `ModelConfig` message. Fields
-/// the message does not carry (e.g. `parameters`) are left out.
-pub fn model_config(config: Value) -> Result<pb::ModelConfig, Error> {
-    let config: ConfigJson = serde_json::from_value(config).map_err(|e| {
-        Error::Internal(format!(
-            "the model configuration does not fit ModelConfig: {e}"
-        ))
-    })?;
-    let input = config
-        .input
-        .into_iter()
-        .map(|t| {
-            Ok(pb::ModelInput {
-                name: t.name,
-                data_type: data_type(&t.data_type)?,
-                format: pb::model_input::Format::None as i32,
-                dims: t.dims,
-                reshape: t.reshape.map(reshape),
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    let output = config
-        .output
-        .into_iter()
-        .map(|t| {
-            Ok(pb::ModelOutput {
-                name: t.name,
-                data_type: data_type(&t.data_type)?,
-                dims: t.dims,
-                reshape: t.reshape.map(reshape),
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    let instance_group = config
-        .instance_group
-        .into_iter()
-        .map(|g| {
-            let kind = pb::model_instance_group::Kind::from_str_name(&g.kind).ok_or_else(|| {
-                Error::Internal(format!("unknown instance group kind {}", g.kind))
-            })?;
-            Ok(pb::ModelInstanceGroup {
-                name: g.name,
-                count: g.count,
-                kind: kind as i32,
-            })
-        })
-        .collect::<Result<_, Error>>()?;
-    let version_policy =
-        config
-            .version_policy
-            .and_then(|p| p.latest)
-            .map(|l| pb::ModelVersionPolicy {
-                policy_choice: Some(pb::model_version_policy::PolicyChoice::Latest(
-                    pb::model_version_policy::Latest {
-                        num_versions: l.num_versions,
-                    },
-                )),
-            });
-    Ok(pb::ModelConfig {
-        name: config.name,
-        platform: config.platform,
-        version_policy,
-        max_batch_size: config.max_batch_size,
+/// The core's Triton configuration as a `ModelConfig` message, destructured field by field: a field added to
+/// [`TritonModelConfig`] does not compile until it is carried here (or named as left out).
+pub fn model_config(config: TritonModelConfig) -> pb::ModelConfig {
+    let TritonModelConfig {
+        backend,
+        default_model_filename,
+        dynamic_batching,
         input,
-        output,
         instance_group,
-        default_model_filename: config.default_model_filename,
-        backend: config.backend,
-        dynamic_batching: config
-            .dynamic_batching
-            .map(|batching| pb::ModelDynamicBatching {
-                max_queue_delay_microseconds: batching.max_queue_delay_microseconds,
-            }),
-    })
+        max_batch_size,
+        name,
+        output,
+        parameters: TritonParameters {},
+        platform,
+        version_policy,
+    } = config;
+    let TritonVersionPolicy {
+        latest: TritonLatest { num_versions },
+    } = version_policy;
+    pb::ModelConfig {
+        name,
+        platform,
+        version_policy: Some(pb::ModelVersionPolicy {
+            policy_choice: Some(pb::model_version_policy::PolicyChoice::Latest(
+                pb::model_version_policy::Latest { num_versions },
+            )),
+        }),
+        max_batch_size,
+        input: input.into_iter().map(model_input).collect(),
+        output: output.into_iter().map(model_output).collect(),
+        instance_group: instance_group
+            .into_iter()
+            .map(instance_group_message)
+            .collect(),
+        default_model_filename,
+        backend,
+        dynamic_batching: dynamic_batching.map(
+            |TritonDynamicBatching {
+                 max_queue_delay_microseconds,
+             }| pb::ModelDynamicBatching {
+                max_queue_delay_microseconds,
+            },
+        ),
+    }
+}
+
+fn model_input(tensor: TritonTensor) -> pb::ModelInput {
+    let TritonTensor {
+        data_type,
+        dims,
+        name,
+        reshape,
+    } = tensor;
+    pb::ModelInput {
+        name,
+        data_type: data_type_message(data_type),
+        format: pb::model_input::Format::None as i32,
+        dims,
+        reshape: reshape.map(reshape_message),
+    }
+}
+
+fn model_output(tensor: TritonTensor) -> pb::ModelOutput {
+    let TritonTensor {
+        data_type,
+        dims,
+        name,
+        reshape,
+    } = tensor;
+    pb::ModelOutput {
+        name,
+        data_type: data_type_message(data_type),
+        dims,
+        reshape: reshape.map(reshape_message),
+    }
+}
+
+fn instance_group_message(group: TritonInstanceGroup) -> pb::ModelInstanceGroup {
+    let TritonInstanceGroup { count, kind, name } = group;
+    let kind = match kind {
+        TritonInstanceKind::Cpu => pb::model_instance_group::Kind::Cpu,
+    };
+    pb::ModelInstanceGroup {
+        name,
+        count,
+        kind: kind as i32,
+    }
+}
+
+fn reshape_message(TritonReshape { shape }: TritonReshape) -> pb::ModelTensorReshape {
+    pb::ModelTensorReshape { shape }
+}
+
+/// A datatype as the `DataType` enum.
+fn data_type_message(datatype: DataType) -> i32 {
+    let message = match datatype {
+        DataType::Bool => pb::DataType::TypeBool,
+        DataType::Uint8 => pb::DataType::TypeUint8,
+        DataType::Uint16 => pb::DataType::TypeUint16,
+        DataType::Uint32 => pb::DataType::TypeUint32,
+        DataType::Uint64 => pb::DataType::TypeUint64,
+        DataType::Int8 => pb::DataType::TypeInt8,
+        DataType::Int16 => pb::DataType::TypeInt16,
+        DataType::Int32 => pb::DataType::TypeInt32,
+        DataType::Int64 => pb::DataType::TypeInt64,
+        DataType::Fp16 => pb::DataType::TypeFp16,
+        DataType::Fp32 => pb::DataType::TypeFp32,
+        DataType::Fp64 => pb::DataType::TypeFp64,
+        DataType::Bf16 => pb::DataType::TypeBf16,
+        DataType::Bytes => pb::DataType::TypeString,
+    };
+    message as i32
 }
 
 /// One model version's statistics as a `ModelStatistics` message.
@@ -103,16 +142,8 @@ pub fn model_statistics(stats: ModelStatistics) -> pb::ModelStatistics {
             cache_hit: Some(duration(s.cache_hit)),
             cache_miss: Some(duration(s.cache_miss)),
         }),
-        batch_stats: stats
-            .batch_stats
-            .into_iter()
-            .filter_map(batch_stats)
-            .collect(),
+        batch_stats: stats.batch_stats.into_iter().map(batch_stats).collect(),
     }
-}
-
-fn reshape(r: ReshapeJson) -> pb::ModelTensorReshape {
-    pb::ModelTensorReshape { shape: r.shape }
 }
 
 fn duration(d: Duration64) -> pb::StatisticDuration {
@@ -122,101 +153,19 @@ fn duration(d: Duration64) -> pb::StatisticDuration {
     }
 }
 
-/// One entry of Triton's JSON `batch_stats` (`batch_size` and the three compute durations).
-fn batch_stats(value: Value) -> Option<pb::InferBatchStatistics> {
-    let entry: BatchJson = serde_json::from_value(value).ok()?;
-    Some(pb::InferBatchStatistics {
-        batch_size: entry.batch_size,
-        compute_input: entry.compute_input.map(|d| duration(d.into())),
-        compute_infer: entry.compute_infer.map(|d| duration(d.into())),
-        compute_output: entry.compute_output.map(|d| duration(d.into())),
-    })
-}
-
-/// A `TYPE_*` name as the `DataType` enum.
-fn data_type(name: &str) -> Result<i32, Error> {
-    pb::DataType::from_str_name(name)
-        .map(|t| t as i32)
-        .ok_or_else(|| Error::Internal(format!("unknown Triton data type {name}")))
-}
-
-#[derive(Deserialize)]
-struct ConfigJson {
-    name: String,
-    #[serde(default)]
-    platform: String,
-    #[serde(default)]
-    backend: String,
-    version_policy: Option<VersionPolicyJson>,
-    #[serde(default)]
-    max_batch_size: i32,
-    #[serde(default)]
-    input: Vec<TensorJson>,
-    #[serde(default)]
-    output: Vec<TensorJson>,
-    #[serde(default)]
-    instance_group: Vec<InstanceGroupJson>,
-    #[serde(default)]
-    default_model_filename: String,
-    dynamic_batching: Option<DynamicBatchingJson>,
-}
-
-#[derive(Deserialize)]
-struct DynamicBatchingJson {
-    max_queue_delay_microseconds: u64,
-}
-
-#[derive(Deserialize)]
-struct VersionPolicyJson {
-    latest: Option<LatestJson>,
-}
-
-#[derive(Deserialize)]
-struct LatestJson {
-    num_versions: u32,
-}
-
-#[derive(Deserialize)]
-struct TensorJson {
-    name: String,
-    data_type: String,
-    dims: Vec<i64>,
-    reshape: Option<ReshapeJson>,
-}
-
-#[derive(Deserialize)]
-struct ReshapeJson {
-    shape: Vec<i64>,
-}
-
-#[derive(Deserialize)]
-struct InstanceGroupJson {
-    #[serde(default)]
-    name: String,
-    kind: String,
-    count: i32,
-}
-
-#[derive(Deserialize)]
-struct BatchJson {
-    batch_size: u64,
-    compute_input: Option<DurationJson>,
-    compute_infer: Option<DurationJson>,
-    compute_output: Option<DurationJson>,
-}
-
-#[derive(Deserialize)]
-struct DurationJson {
-    count: u64,
-    ns: u64,
-}
-
-impl From<DurationJson> for Duration64 {
-    fn from(d: DurationJson) -> Duration64 {
-        Duration64 {
-            count: d.count,
-            ns: d.ns,
-        }
+/// One `batch_stats` entry as an `InferBatchStatistics` message.
+fn batch_stats(entry: BatchStatistics) -> pb::InferBatchStatistics {
+    let BatchStatistics {
+        batch_size,
+        compute_input,
+        compute_infer,
+        compute_output,
+    } = entry;
+    pb::InferBatchStatistics {
+        batch_size,
+        compute_input: Some(duration(compute_input)),
+        compute_infer: Some(duration(compute_infer)),
+        compute_output: Some(duration(compute_output)),
     }
 }
 
@@ -224,21 +173,40 @@ impl From<DurationJson> for Duration64 {
 mod tests {
     use super::*;
 
+    fn tensor(name: &str, data_type: DataType, dims: Vec<i64>) -> TritonTensor {
+        TritonTensor {
+            data_type,
+            dims,
+            name: name.into(),
+            reshape: None,
+        }
+    }
+
+    fn config() -> TritonModelConfig {
+        TritonModelConfig {
+            backend: "onnxruntime".into(),
+            default_model_filename: "model.onnx".into(),
+            dynamic_batching: None,
+            input: vec![tensor("INPUT0", DataType::Int32, vec![-1, 16])],
+            instance_group: vec![TritonInstanceGroup {
+                count: 2,
+                kind: TritonInstanceKind::Cpu,
+                name: "simple".into(),
+            }],
+            max_batch_size: 0,
+            name: "simple".into(),
+            output: vec![tensor("OUTPUT0", DataType::Bytes, vec![-1])],
+            parameters: TritonParameters {},
+            platform: "onnxruntime_onnx".into(),
+            version_policy: TritonVersionPolicy {
+                latest: TritonLatest { num_versions: 1 },
+            },
+        }
+    }
+
     #[test]
-    fn config_json_becomes_the_message() {
-        let config = serde_json::json!({
-            "name": "simple",
-            "platform": "onnxruntime_onnx",
-            "backend": "onnxruntime",
-            "version_policy": {"latest": {"num_versions": 1}},
-            "max_batch_size": 0,
-            "input": [{"name": "INPUT0", "data_type": "TYPE_INT32", "dims": [-1, 16]}],
-            "output": [{"name": "OUTPUT0", "data_type": "TYPE_STRING", "dims": [-1]}],
-            "instance_group": [{"name": "simple", "kind": "KIND_CPU", "count": 2}],
-            "default_model_filename": "model.onnx",
-            "parameters": {},
-        });
-        let m = model_config(config).unwrap();
+    fn the_configuration_becomes_the_message() {
+        let m = model_config(config());
         assert_eq!(m.name, "simple");
         assert_eq!(m.input[0].data_type, pb::DataType::TypeInt32 as i32);
         assert_eq!(m.input[0].dims, vec![-1, 16]);
@@ -251,38 +219,47 @@ mod tests {
         assert_eq!(m.backend, "onnxruntime");
         assert!(m.version_policy.is_some());
         assert!(m.input[0].reshape.is_none());
+        assert!(m.dynamic_batching.is_none());
     }
 
     #[test]
-    fn reshape_is_carried() {
-        let config = serde_json::json!({
-            "name": "m",
-            "max_batch_size": 4,
-            "output": [{"name": "y", "data_type": "TYPE_INT64", "dims": [1], "reshape": {"shape": []}}],
+    fn reshape_and_batching_are_carried() {
+        let mut c = config();
+        c.max_batch_size = 4;
+        c.output[0].reshape = Some(TritonReshape { shape: Vec::new() });
+        c.dynamic_batching = Some(TritonDynamicBatching {
+            max_queue_delay_microseconds: 500,
         });
-        let m = model_config(config).unwrap();
+        let m = model_config(c);
         assert_eq!(m.max_batch_size, 4);
         assert_eq!(m.output[0].reshape.as_ref().map(|r| r.shape.len()), Some(0));
+        assert_eq!(
+            m.dynamic_batching.unwrap().max_queue_delay_microseconds,
+            500
+        );
     }
 
     #[test]
-    fn an_unknown_type_is_internal() {
-        let config = serde_json::json!({
-            "name": "m",
-            "input": [{"name": "x", "data_type": "TYPE_NOPE", "dims": [1]}],
-        });
-        assert!(matches!(model_config(config), Err(Error::Internal(_))));
+    fn grpc_and_rest_name_every_datatype_alike() {
+        for datatype in DataType::ALL {
+            let message = pb::DataType::try_from(data_type_message(datatype)).unwrap();
+            assert_eq!(
+                message.as_str_name(),
+                crate::service::triton_type_name(datatype),
+                "{datatype}"
+            );
+        }
     }
 
     #[test]
     fn batch_stats_entries_convert() {
-        let entry = serde_json::json!({
-            "batch_size": 4,
-            "compute_input": {"count": 1, "ns": 10},
-            "compute_infer": {"count": 1, "ns": 20},
-            "compute_output": {"count": 1, "ns": 30},
+        let d = |ns| Duration64 { count: 1, ns };
+        let b = batch_stats(BatchStatistics {
+            batch_size: 4,
+            compute_input: d(10),
+            compute_infer: d(20),
+            compute_output: d(30),
         });
-        let b = batch_stats(entry).unwrap();
         assert_eq!(b.batch_size, 4);
         assert_eq!(b.compute_infer.unwrap().ns, 20);
     }

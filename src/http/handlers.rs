@@ -20,7 +20,7 @@ use crate::admission::{tensor_bytes, Permit, OFF_REACTOR_BYTES};
 use crate::error::Error;
 use crate::http::json::rope::Rope;
 use crate::model::stats::ModelStatistics;
-use crate::service::{DataPlane, InferRequest, ModelMetadata, ServerMetadata};
+use crate::service::{DataPlane, InferRequest, ModelMetadata, ServerMetadata, TritonModelConfig};
 use crate::telemetry::RequestSpan;
 use crate::tensor::limits::Limits;
 
@@ -346,7 +346,7 @@ infer_route!(
 pub async fn model_config(
     State(service): State<Arc<DataPlane>>,
     Path(path): Path<ModelPath>,
-) -> Result<Json<serde_json::Value>, Error> {
+) -> Result<Json<TritonModelConfig>, Error> {
     service.model_config(&path.name, None).map(Json)
 }
 
@@ -357,7 +357,7 @@ pub async fn model_config(
 pub async fn model_version_config(
     State(service): State<Arc<DataPlane>>,
     Path(path): Path<VersionPath>,
-) -> Result<Json<serde_json::Value>, Error> {
+) -> Result<Json<TritonModelConfig>, Error> {
     service
         .model_config(&path.name, Some(&path.version))
         .map(Json)

@@ -107,7 +107,17 @@ pub struct ModelStatistics {
     pub execution_count: u64,
     pub inference_stats: InferenceStats,
     #[schema(value_type = Vec<Object>)]
-    pub batch_stats: Vec<serde_json::Value>,
+    pub batch_stats: Vec<BatchStatistics>,
+}
+
+/// One entry of Triton's `batch_stats`: the compute time of executions of one batch size (none recorded yet:
+/// the list is always empty, as for a Triton model without batching).
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct BatchStatistics {
+    pub batch_size: u64,
+    pub compute_input: Duration64,
+    pub compute_infer: Duration64,
+    pub compute_output: Duration64,
 }
 
 /// Triton's `inference_stats`.

@@ -23,7 +23,7 @@ use crate::telemetry::{JobTrace, RequestSpan, Telemetry};
 use crate::tensor::limits::Limits;
 use crate::tensor::Parameters;
 
-pub use triton_views::{triton_max_batch_size, TRITON_DEFAULT_MAX_BATCH_SIZE};
+pub use triton_views::*;
 pub use types::{
     InferRequest, InferResponse, ModelMetadata, ParametersSchema, RequestedOutput, ServerMetadata,
     IMPLEMENTED_EXTENSIONS,
@@ -300,7 +300,7 @@ impl DataPlane {
         &self,
         name: &str,
         version: Option<&str>,
-    ) -> Result<serde_json::Value, Error> {
+    ) -> Result<TritonModelConfig, Error> {
         let model = self.repository.ready_model(name, version)?;
         Ok(triton_views::triton_config(&model))
     }
