@@ -25,7 +25,7 @@ done
 echo "== deployment manifests and Dockerfile"
 DEPLOY="$(bash scripts/python-env.sh deploy)"
 "$DEPLOY/bin/python" -m pytest tests/deploy -q -p no:cacheprovider
-# The fuzz corpus replay (tests/fuzz_corpus.rs) ran with the Rust tests above. The coverage-guided run builds the
+# The fuzz corpus replay (tests/api/fuzz_corpus.rs) ran with the Rust tests above. The coverage-guided run builds the
 # whole dependency tree instrumented (~630 CPU-seconds from a fresh clone) and runs on demand: OXINFER_FUZZ=1
 # (seconds per target in OXINFER_FUZZ_SECONDS, default 10; scripts/fuzz.sh alone for longer runs).
 if [[ "${OXINFER_FUZZ:-0}" == 1 ]]; then

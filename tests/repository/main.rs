@@ -1,0 +1,7 @@
+//! The model repository: discovery, loading and the repository API (REST and gRPC).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod repository;
+mod repository_api;
