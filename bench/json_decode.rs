@@ -41,7 +41,12 @@ fn main() {
             &oxinfer::tensor::limits::Limits::default(),
         )
         .expect("valid");
-        request.inputs.into_iter().next().expect("input").data
+        request
+            .inputs
+            .into_iter()
+            .next()
+            .expect("input")
+            .into_data()
     };
     assert!(general() == fast(), "both paths decode the same values");
     let (mut best, mut best_general) = (f64::MAX, f64::MAX);

@@ -203,16 +203,14 @@ pub fn tensor_bytes(tensors: &[Tensor]) -> usize {
     tensors
         .iter()
         .map(|t| {
-            let data = match &t.data {
+            let data = match t.data() {
                 TensorData::Bytes(b) => {
                     b.len() * std::mem::size_of::<usize>()
                         + b.iter().map(<[u8]>::len).sum::<usize>()
                 }
                 other => other.len() * other.datatype().element_size().unwrap_or(1),
             };
-            data + std::mem::size_of::<Tensor>()
-                + t.name.len()
-                + t.shape.len() * std::mem::size_of::<usize>()
+            data + std::mem::size_of::<Tensor>() + t.name.len() + std::mem::size_of_val(t.shape())
         })
         .sum()
 }

@@ -30,10 +30,10 @@ pub fn requested(
 /// is the batch and the rest the classes -> [batch, n].
 pub fn classify(tensor: &mut Tensor, n: usize, labels: Option<&[String]>) -> Result<(), Error> {
     let name = tensor.name.clone();
-    let values: Vec<f64> = match_tensor_data!(&tensor.data,
+    let values: Vec<f64> = match_tensor_data!(tensor.data(),
         v => v.iter().map(as_f64).collect(),
         _b => return Err(Error::InvalidInput(format!("output '{name}' is BYTES and cannot be classified"))));
-    let (rows, classes) = match tensor.shape.as_slice() {
+    let (rows, classes) = match tensor.shape() {
         [] => (1, 1),
         [c] => (1, *c),
         [b, rest @ ..] => (*b, rest.iter().product()),
@@ -41,7 +41,7 @@ pub fn classify(tensor: &mut Tensor, n: usize, labels: Option<&[String]>) -> Res
     let n = n.min(classes);
     let mut out = BytesBuf::with_capacity(rows * n, rows * n * 16);
     let integral = !matches!(
-        tensor.data,
+        tensor.data(),
         TensorData::Fp16(_) | TensorData::Bf16(_) | TensorData::Fp32(_) | TensorData::Fp64(_)
     );
     let mut order: Vec<usize> = Vec::with_capacity(classes);
@@ -63,13 +63,12 @@ pub fn classify(tensor: &mut Tensor, n: usize, labels: Option<&[String]>) -> Res
             out.push(entry.as_bytes());
         }
     }
-    tensor.shape = if tensor.shape.len() <= 1 {
+    let shape = if tensor.shape().len() <= 1 {
         vec![n]
     } else {
         vec![rows, n]
     };
-    tensor.data = TensorData::Bytes(out);
-    Ok(())
+    tensor.set(shape, TensorData::Bytes(out))
 }
 
 fn as_f64<T: ToF64>(x: &T) -> f64 {
@@ -116,8 +115,8 @@ mod tests {
         .unwrap();
         let labels = vec!["a".to_string(), "b".to_string(), "c".to_string()];
         classify(&mut t, 2, Some(&labels)).unwrap();
-        assert_eq!(t.shape, vec![2, 2]);
-        let TensorData::Bytes(b) = &t.data else {
+        assert_eq!(t.shape(), vec![2, 2]);
+        let TensorData::Bytes(b) = t.data() else {
             panic!()
         };
         let got: Vec<&str> = b.iter().map(|e| std::str::from_utf8(e).unwrap()).collect();
@@ -136,8 +135,8 @@ mod tests {
     fn integers_and_rank_one() {
         let mut t = Tensor::new("x", vec![3], TensorData::Int32(vec![3, 9, 1])).unwrap();
         classify(&mut t, 5, None).unwrap();
-        assert_eq!(t.shape, vec![3]);
-        let TensorData::Bytes(b) = &t.data else {
+        assert_eq!(t.shape(), vec![3]);
+        let TensorData::Bytes(b) = t.data() else {
             panic!()
         };
         assert_eq!(b.get(0), b"9:1");

@@ -269,18 +269,18 @@ fn check_request(result: &Result<InferRequest, Error>, input_len: usize, more_by
         Ok(request) => {
             let mut decoded = 0usize;
             for tensor in &request.inputs {
-                let count = element_count(&tensor.name, &tensor.shape)
+                let count = element_count(&tensor.name, tensor.shape())
                     .expect("a decoded tensor's shape has a product");
                 assert_eq!(
                     count,
-                    tensor.data.len(),
+                    tensor.data().len(),
                     "tensor {:?} shape {:?} holds {} elements",
                     tensor.name,
-                    tensor.shape,
-                    tensor.data.len()
+                    tensor.shape(),
+                    tensor.data().len()
                 );
-                assert_eq!(tensor.datatype(), tensor.data.datatype());
-                decoded += raw_len(&tensor.data);
+                assert_eq!(tensor.datatype(), tensor.data().datatype());
+                decoded += raw_len(tensor.data());
             }
             let allowed = AMPLIFICATION * input_len + 64 * request.inputs.len() + more_bytes;
             assert!(

@@ -128,7 +128,7 @@ pub fn decode_inputs(
         if let Some(ct) = input_content_type(input, Some(spec), request_ct) {
             decode_input(input, spec, ct, limits)?;
         }
-        fit_rank(input, spec);
+        fit_rank(input, spec)?;
     }
     Ok(())
 }
@@ -157,20 +157,21 @@ fn decode_input(
     match ct {
         ContentType::Np | ContentType::Pd | ContentType::PdJson => {
             if input.datatype() == DataType::Bytes {
-                check_utf8(&name, &input.data, ct)?;
+                check_utf8(&name, input.data(), ct)?;
             } else if input.datatype() != spec.datatype && spec.datatype != DataType::Bytes {
                 // numpy's astype: numbers are converted to the model's type.
-                input.data = cast::cast(&input.data, spec.datatype);
+                let cast = cast::cast(input.data(), spec.datatype);
+                input.set_data(cast)?;
             }
         }
         ContentType::Str => {
             if input.datatype() != DataType::Bytes {
                 return Err(needs_bytes(ct));
             }
-            check_utf8(&name, &input.data, ct)?;
+            check_utf8(&name, input.data(), ct)?;
         }
         ContentType::Base64 => {
-            let TensorData::Bytes(elements) = &input.data else {
+            let TensorData::Bytes(elements) = input.data() else {
                 return Err(needs_bytes(ct));
             };
             let decoded = decode_base64(elements);
@@ -183,14 +184,15 @@ fn decode_input(
                     )));
                 }
                 let bytes: Vec<u8> = decoded.iter().flatten().copied().collect();
-                input.shape.push(width);
-                input.data = TensorData::Uint8(bytes);
+                let mut shape = input.shape().to_vec();
+                shape.push(width);
+                input.set(shape, TensorData::Uint8(bytes))?;
             } else {
-                input.data = TensorData::Bytes(decoded);
+                input.set_data(TensorData::Bytes(decoded))?;
             }
         }
         ContentType::Datetime => {
-            let TensorData::Bytes(elements) = &input.data else {
+            let TensorData::Bytes(elements) = input.data() else {
                 return Err(needs_bytes(ct));
             };
             let mut nanos = Vec::with_capacity(elements.len());
@@ -202,7 +204,7 @@ fn decode_input(
                     ))
                 })?);
             }
-            input.data = match spec.datatype {
+            let data = match spec.datatype {
                 DataType::Int64 => TensorData::Int64(nanos),
                 _ => TensorData::Bytes(
                     nanos
@@ -214,15 +216,15 @@ fn decode_input(
                         .collect(),
                 ),
             };
+            input.set_data(data)?;
         }
         ContentType::Img => {
-            let TensorData::Bytes(elements) = &input.data else {
+            let TensorData::Bytes(elements) = input.data() else {
                 return Err(needs_bytes(ct));
             };
             let (shape, pixels) =
                 image::decode_images(&name, elements, spec, &input.parameters, limits)?;
-            input.shape = shape;
-            input.data = TensorData::Uint8(pixels);
+            input.set(shape, TensorData::Uint8(pixels))?;
         }
     }
     Ok(())
@@ -230,13 +232,17 @@ fn decode_input(
 
 /// MLServer encodes 1-D arrays as [N, 1] and decodes [N, 1] where [N] is meant: add or drop one trailing
 /// dimension of 1 when that makes the input's rank match the model's.
-fn fit_rank(input: &mut Tensor, spec: &TensorSpec) {
-    let (have, want) = (input.shape.len(), spec.shape.len());
-    if have == want + 1 && input.shape.last() == Some(&1) {
-        input.shape.pop();
+fn fit_rank(input: &mut Tensor, spec: &TensorSpec) -> Result<(), Error> {
+    let (have, want) = (input.shape().len(), spec.shape.len());
+    let mut shape = input.shape().to_vec();
+    if have == want + 1 && shape.last() == Some(&1) {
+        shape.pop();
     } else if have + 1 == want && matches!(spec.shape.last(), Some(1 | -1)) {
-        input.shape.push(1);
+        shape.push(1);
+    } else {
+        return Ok(());
     }
+    input.reshape(shape)
 }
 
 fn check_utf8(name: &str, data: &TensorData, ct: ContentType) -> Result<(), Error> {
@@ -319,15 +325,19 @@ pub fn encode_outputs(
         let Some(ct) = content_type_of(spec.and_then(|s| s.parameters.as_ref())) else {
             continue;
         };
-        match (ct, &output.data) {
+        match (ct, output.data()) {
             (ContentType::Base64, TensorData::Bytes(elements)) => {
                 let engine = &base64::engine::general_purpose::STANDARD;
                 let encoded: Vec<String> = elements.iter().map(|e| engine.encode(e)).collect();
-                output.data = TensorData::Bytes(encoded.iter().map(|s| s.as_bytes()).collect());
+                output.set_data(TensorData::Bytes(
+                    encoded.iter().map(|s| s.as_bytes()).collect(),
+                ))?;
             }
             (ContentType::Datetime, TensorData::Int64(nanos)) => {
                 let text: Vec<String> = nanos.iter().map(|&n| iso(n)).collect();
-                output.data = TensorData::Bytes(text.iter().map(|s| s.as_bytes()).collect());
+                output.set_data(TensorData::Bytes(
+                    text.iter().map(|s| s.as_bytes()).collect(),
+                ))?;
             }
             (
                 ContentType::Np | ContentType::Str | ContentType::Base64 | ContentType::Datetime,
@@ -335,8 +345,8 @@ pub fn encode_outputs(
             ) => {}
             _ => continue,
         }
-        if output.shape.len() == 1 {
-            output.shape.push(1);
+        if let [n] = *output.shape() {
+            output.reshape(vec![n, 1])?;
         }
         output
             .parameters

@@ -236,19 +236,20 @@ pub fn infer_response(response: InferResponse, raw: bool) -> pb::ModelInferRespo
     let mut outputs = Vec::with_capacity(response.outputs.len());
     for tensor in response.outputs {
         let datatype = tensor.datatype().as_str().to_string();
+        let (name, shape, data, parameters) = tensor.into_parts();
         let contents = if raw {
-            let mut raw = Vec::with_capacity(raw_len(&tensor.data));
-            encode_raw(&tensor.data, &mut raw);
+            let mut raw = Vec::with_capacity(raw_len(&data));
+            encode_raw(&data, &mut raw);
             raw_output_contents.push(Bytes::from(raw));
             None
         } else {
-            Some(typed_output(tensor.data))
+            Some(typed_output(data))
         };
         outputs.push(InferOutputTensor {
-            name: tensor.name,
+            name,
             datatype,
-            shape: tensor.shape.iter().map(|&d| d as i64).collect(),
-            parameters: parameters_to_proto(&tensor.parameters),
+            shape: shape.iter().map(|&d| d as i64).collect(),
+            parameters: parameters_to_proto(&parameters),
             contents,
         });
     }

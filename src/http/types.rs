@@ -196,12 +196,7 @@ fn decode_input(
         }
     };
     drop(shown);
-    Ok(Tensor {
-        name,
-        shape,
-        data,
-        parameters,
-    })
+    Ok(Tensor::new(name, shape, data)?.with_parameters(parameters))
 }
 
 /// `POST .../infer` response body, serialised straight from the output buffers.
@@ -267,16 +262,16 @@ pub fn write_infer_response(
             let is_binary = binary(&t.name);
             if is_binary {
                 any_binary = true;
-                parameters.insert("binary_data_size".into(), raw_len(&t.data).into());
+                parameters.insert("binary_data_size".into(), raw_len(t.data()).into());
             }
-            let data = (!is_binary).then(|| JsonData::new(&t.data));
+            let data = (!is_binary).then(|| JsonData::new(t.data()));
             if data.as_ref().is_some_and(JsonData::base64) {
                 // JSON strings are text: bytes that are not UTF-8 go base64-encoded, and say so (MLServer's codec).
                 parameters.insert("content_type".into(), "base64".into());
             }
             OutputJson {
                 name: &t.name,
-                shape: &t.shape,
+                shape: t.shape(),
                 datatype: t.datatype().as_str(),
                 parameters,
                 data,
@@ -293,7 +288,7 @@ pub fn write_infer_response(
     let estimate: usize = response
         .outputs
         .iter()
-        .map(|t| t.data.len() * 12)
+        .map(|t| t.data().len() * 12)
         .sum::<usize>()
         + 256;
     let mut out = Vec::with_capacity(estimate);
@@ -304,7 +299,7 @@ pub fn write_infer_response(
     let json_len = out.len();
     for t in &response.outputs {
         if binary(&t.name) {
-            encode_raw(&t.data, &mut out);
+            encode_raw(t.data(), &mut out);
         }
     }
     (out, Some(json_len))
@@ -319,7 +314,7 @@ mod tests {
         let body = br#"{"id":null,"parameters":{"content_type":"np","headers":null},"inputs":[{"name":"x","shape":[2],"datatype":"INT64","parameters":null,"data":[1,2]}],"outputs":null}"#;
         let r = parse_infer_request(body, &Limits::default()).unwrap();
         assert_eq!(r.id, None);
-        assert_eq!(r.inputs[0].data, TensorData::Int64(vec![1, 2]));
+        assert_eq!(*r.inputs[0].data(), TensorData::Int64(vec![1, 2]));
         assert!(r.outputs.is_empty());
     }
 
@@ -344,7 +339,10 @@ mod tests {
                 .map(|_| {
                     let started = std::time::Instant::now();
                     let r = parse_infer_request(body.as_bytes(), &limits).unwrap();
-                    assert_eq!(r.inputs[n - 1].data, TensorData::Fp32(vec![(n - 1) as f32]));
+                    assert_eq!(
+                        *r.inputs[n - 1].data(),
+                        TensorData::Fp32(vec![(n - 1) as f32])
+                    );
                     started.elapsed()
                 })
                 .min()
@@ -479,7 +477,7 @@ mod tests {
         use crate::http::json::rope::testing::cut;
         let expected =
             parse_infer_request(large_body(false).as_bytes(), &Limits::default()).unwrap();
-        assert_eq!(expected.inputs[1].data.len(), 3000);
+        assert_eq!(expected.inputs[1].data().len(), 3000);
         for data_last in [false, true] {
             let body = large_body(data_last);
             let b = body.as_bytes();
@@ -497,7 +495,11 @@ mod tests {
                 .unwrap();
                 assert_eq!(r.id.as_deref(), Some("r"));
                 for (got, want) in r.inputs.iter().zip(&expected.inputs) {
-                    assert_eq!((&got.name, &got.data), (&want.name, &want.data), "{cuts:?}");
+                    assert_eq!(
+                        (&got.name, got.data()),
+                        (&want.name, want.data()),
+                        "{cuts:?}"
+                    );
                 }
             }
             // A shape the data does not fill, and a bad element: the same clear errors either way.

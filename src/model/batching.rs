@@ -191,10 +191,10 @@ impl Drop for Busy<'_> {
 /// The rows of a request: the first dimension shared by all its inputs (`None` when they disagree or an input
 /// is a scalar, so the request runs alone).
 fn rows(job: &Job) -> Option<usize> {
-    let first = *job.inputs.first()?.shape.first()?;
+    let first = *job.inputs.first()?.shape().first()?;
     job.inputs
         .iter()
-        .all(|t| t.shape.first() == Some(&first))
+        .all(|t| t.shape().first() == Some(&first))
         .then_some(first)
 }
 
@@ -204,7 +204,7 @@ fn fits(head: &Job, job: &Job) -> bool {
         && rows(job).is_some()
         && head.inputs.iter().all(|a| {
             job.inputs.iter().any(|b| {
-                a.name == b.name && a.datatype() == b.datatype() && a.shape[1..] == b.shape[1..]
+                a.name == b.name && a.datatype() == b.datatype() && a.shape()[1..] == b.shape()[1..]
             })
         })
 }

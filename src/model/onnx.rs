@@ -368,8 +368,9 @@ impl Backend for OnnxBackend {
         let mut values: Vec<(Cow<'static, str>, SessionInputValue<'static>)> =
             Vec::with_capacity(inputs.len());
         for tensor in inputs {
-            let value = to_ort_value(&tensor.name, &tensor.shape, tensor.data)?;
-            values.push((Cow::Owned(tensor.name), value.into()));
+            let (name, shape, data, _) = tensor.into_parts();
+            let value = to_ort_value(&name, &shape, data)?;
+            values.push((Cow::Owned(name), value.into()));
         }
         let converted = Instant::now();
         let label = &self.label;

@@ -68,16 +68,16 @@ pub(super) fn validate(
                 spec.datatype
             )));
         }
-        let fits = input.shape.len() == spec.shape.len()
+        let fits = input.shape().len() == spec.shape.len()
             && input
-                .shape
+                .shape()
                 .iter()
                 .zip(&spec.shape)
                 .all(|(&got, &want)| want < 0 || got as i64 == want);
         if !fits {
             return Err(Error::InvalidInput(format!(
                 "input '{shown}' has shape {} but model {label} expects {} (-1 = any size)",
-                shape_text(&input.shape),
+                shape_text(input.shape()),
                 shape_text(&spec.shape)
             )));
         }

@@ -271,8 +271,8 @@ impl TensorData {
 pub struct Tensor {
     pub name: String,
     /// Dimensions, all non-negative; their product equals the element count.
-    pub shape: Vec<usize>,
-    pub data: TensorData,
+    shape: Vec<usize>,
+    data: TensorData,
     pub parameters: Parameters,
 }
 
@@ -284,15 +284,7 @@ impl Tensor {
         data: TensorData,
     ) -> Result<Tensor, Error> {
         let name = name.into();
-        let expected = element_count(&name, &shape)?;
-        if expected != data.len() {
-            return Err(Error::InvalidInput(format!(
-                "tensor '{}' has {} elements but shape {} needs {expected}",
-                short(&name),
-                data.len(),
-                shape_text(&shape)
-            )));
-        }
+        check_count(&name, &shape, data.len())?;
         Ok(Tensor {
             name,
             shape,
@@ -304,6 +296,67 @@ impl Tensor {
     pub fn datatype(&self) -> DataType {
         self.data.datatype()
     }
+
+    /// The dimensions (their product is the element count).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The elements.
+    pub fn data(&self) -> &TensorData {
+        &self.data
+    }
+
+    /// The elements, giving up the tensor.
+    pub fn into_data(self) -> TensorData {
+        self.data
+    }
+
+    /// The name, shape, elements and parameters, giving up the tensor.
+    pub fn into_parts(self) -> (String, Vec<usize>, TensorData, Parameters) {
+        (self.name, self.shape, self.data, self.parameters)
+    }
+
+    /// The same tensor with `parameters`.
+    pub fn with_parameters(mut self, parameters: Parameters) -> Tensor {
+        self.parameters = parameters;
+        self
+    }
+
+    /// Replaces shape and elements together, checking that they agree (unchanged on error).
+    pub fn set(&mut self, shape: Vec<usize>, data: TensorData) -> Result<(), Error> {
+        check_count(&self.name, &shape, data.len())?;
+        self.shape = shape;
+        self.data = data;
+        Ok(())
+    }
+
+    /// Replaces the elements with as many others (e.g. re-encoded BYTES), keeping the shape.
+    pub fn set_data(&mut self, data: TensorData) -> Result<(), Error> {
+        check_count(&self.name, &self.shape, data.len())?;
+        self.data = data;
+        Ok(())
+    }
+
+    /// Gives the same elements another shape with the same element count.
+    pub fn reshape(&mut self, shape: Vec<usize>) -> Result<(), Error> {
+        check_count(&self.name, &shape, self.data.len())?;
+        self.shape = shape;
+        Ok(())
+    }
+}
+
+/// Checks that `shape` holds `len` elements.
+fn check_count(name: &str, shape: &[usize], len: usize) -> Result<(), Error> {
+    let expected = element_count(name, shape)?;
+    if expected != len {
+        return Err(Error::InvalidInput(format!(
+            "tensor '{}' has {len} elements but shape {} needs {expected}",
+            short(name),
+            shape_text(shape)
+        )));
+    }
+    Ok(())
 }
 
 /// The product of `shape`, or a clear error when it overflows.

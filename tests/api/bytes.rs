@@ -195,8 +195,8 @@ async fn grpc_typed_and_raw_round_trip_exact_bytes() {
         let response = client.model_infer(request).await.unwrap().into_inner();
         let outputs = outputs(&response, raw);
         let out = output(&outputs, "OUTPUT0");
-        assert_eq!(out.shape, vec![6], "raw: {raw}");
-        assert_eq!(out.data, elements(), "raw: {raw}");
+        assert_eq!(out.shape(), vec![6], "raw: {raw}");
+        assert_eq!(*out.data(), elements(), "raw: {raw}");
     }
     // Empty tensor.
     let empty = vec![tensor(
@@ -210,6 +210,6 @@ async fn grpc_typed_and_raw_round_trip_exact_bytes() {
         .unwrap()
         .into_inner();
     let outputs = outputs(&response, true);
-    assert_eq!(output(&outputs, "OUTPUT0").shape, vec![0]);
-    assert!(output(&outputs, "OUTPUT0").data.is_empty());
+    assert_eq!(output(&outputs, "OUTPUT0").shape(), vec![0]);
+    assert!(output(&outputs, "OUTPUT0").data().is_empty());
 }

@@ -312,7 +312,7 @@ fn datatypes_request(model: &str, rows: usize, flat: bool) -> (pb::ModelInferReq
     let mut inputs = datatypes_inputs(rows);
     if flat {
         for t in &mut inputs {
-            t.shape = vec![1, rows * 3];
+            t.reshape(vec![1, rows * 3]).unwrap();
         }
     }
     (raw_request(model, &inputs), inputs)
@@ -371,8 +371,8 @@ async fn every_datatype_batches_and_incompatible_shapes_run_apart() {
                 assert_eq!(outs.len(), DATATYPES.len());
                 for (out, input) in outs.iter().zip(&inputs) {
                     assert_eq!(out.name, input.name.replace("input_", "output_"));
-                    assert_eq!(out.shape, input.shape, "{model} {}", out.name);
-                    assert_eq!(out.data, input.data, "{model} {}", out.name);
+                    assert_eq!(out.shape(), input.shape(), "{model} {}", out.name);
+                    assert_eq!(out.data(), input.data(), "{model} {}", out.name);
                 }
             }
             let (inferences, executions) = stats(model).await;
@@ -526,7 +526,7 @@ async fn a_full_queue_answers_429() {
         match task.await.unwrap() {
             (Ok(response), input) => {
                 let outs = outputs(&response.into_inner(), true);
-                assert_eq!(outs[0].data, input.data);
+                assert_eq!(outs[0].data(), input.data());
             }
             (Err(status), _) => {
                 assert_eq!(status.code(), tonic::Code::ResourceExhausted);

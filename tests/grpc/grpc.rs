@@ -187,8 +187,8 @@ async fn datatypes_raw_round_trip_every_datatype() {
     for input in &inputs {
         let suffix = input.name.strip_prefix("input_").unwrap();
         let out = output(&outputs, &format!("output_{suffix}"));
-        assert_eq!(out.shape, input.shape, "{suffix}");
-        assert_eq!(out.data, input.data, "{suffix}");
+        assert_eq!(out.shape(), input.shape(), "{suffix}");
+        assert_eq!(out.data(), input.data(), "{suffix}");
     }
 }
 
@@ -218,8 +218,8 @@ async fn datatypes_typed_round_trip_every_typed_datatype() {
     for input in inputs.iter().filter(|t| t.name != "input_fp16") {
         let suffix = input.name.strip_prefix("input_").unwrap();
         let out = output(&typed, &format!("output_{suffix}"));
-        assert_eq!(out.shape, input.shape, "{suffix}");
-        assert_eq!(out.data, input.data, "{suffix}");
+        assert_eq!(out.shape(), input.shape(), "{suffix}");
+        assert_eq!(out.data(), input.data(), "{suffix}");
     }
 
     // Asked for every output, the FP16 one forces a raw answer.
@@ -229,7 +229,7 @@ async fn datatypes_typed_round_trip_every_typed_datatype() {
         .unwrap()
         .into_inner();
     let raw = outputs(&response, true);
-    assert_eq!(output(&raw, "output_fp16").shape, vec![0, 3]);
+    assert_eq!(output(&raw, "output_fp16").shape(), vec![0, 3]);
 }
 
 #[tokio::test]
@@ -244,11 +244,11 @@ async fn iris_typed_and_raw() {
         let response = client.model_infer(request).await.unwrap().into_inner();
         let outputs = outputs(&response, raw);
         let label = output(&outputs, "label");
-        assert_eq!(label.shape, vec![2]);
-        assert_eq!(label.data, TensorData::Int64(vec![0, 2]));
+        assert_eq!(label.shape(), vec![2]);
+        assert_eq!(*label.data(), TensorData::Int64(vec![0, 2]));
         let probabilities = output(&outputs, "probabilities");
-        assert_eq!(probabilities.shape, vec![2, 3]);
-        let TensorData::Fp32(p) = &probabilities.data else {
+        assert_eq!(probabilities.shape(), vec![2, 3]);
+        let TensorData::Fp32(p) = probabilities.data() else {
             panic!("probabilities are FP32");
         };
         for (row, want) in p.chunks(3).zip([0, 2]) {
@@ -342,7 +342,7 @@ async fn simple_string_typed_and_raw() {
         };
         let response = client.model_infer(request).await.unwrap().into_inner();
         let outputs = outputs(&response, raw);
-        let as_strings = |t: &Tensor| match &t.data {
+        let as_strings = |t: &Tensor| match t.data() {
             TensorData::Bytes(b) => b
                 .iter()
                 .map(|e| String::from_utf8(e.to_vec()).unwrap())
@@ -452,8 +452,8 @@ async fn tensor_over_4_mib_round_trips() {
         let response = client.model_infer(request).await.unwrap().into_inner();
         let outputs = outputs(&response, raw);
         let out = output(&outputs, "output_fp32");
-        assert_eq!(out.shape, vec![1, 2_000_000]);
-        assert_eq!(out.data, TensorData::Fp32(big.clone()), "raw: {raw}");
+        assert_eq!(out.shape(), vec![1, 2_000_000]);
+        assert_eq!(*out.data(), TensorData::Fp32(big.clone()), "raw: {raw}");
     }
 }
 
@@ -556,12 +556,12 @@ async fn stream_answers_in_order_and_survives_a_bad_request() {
     let first = outputs(got[0].infer_response.as_ref().unwrap(), true);
     let fourth = outputs(got[3].infer_response.as_ref().unwrap(), false);
     assert_eq!(
-        output(&first, "OUTPUT0").data,
+        *output(&first, "OUTPUT0").data(),
         TensorData::Int32((1..17).collect())
     );
     assert_eq!(
-        output(&first, "OUTPUT0").data,
-        output(&fourth, "OUTPUT0").data
+        output(&first, "OUTPUT0").data(),
+        output(&fourth, "OUTPUT0").data()
     );
 }
 
@@ -980,7 +980,7 @@ async fn grpc_raw_outputs_always_answers_typed_requests_raw() {
     assert!(response.outputs.iter().all(|o| o.contents.is_none()));
     let got = outputs(&response, true);
     let sum: Vec<i32> = (1..17).collect();
-    assert_eq!(output(&got, "OUTPUT0").data, TensorData::Int32(sum));
+    assert_eq!(*output(&got, "OUTPUT0").data(), TensorData::Int32(sum));
     // The default answers a typed request typed, as MLServer does.
     let mut client = ready_client(shared()).await;
     let response = client

@@ -641,7 +641,7 @@ async fn shutdown_ends_idle_streams_within_two_seconds_and_answers_the_request_i
         .into_iter()
         .find(|t| t.name == "label")
         .unwrap();
-    assert_eq!(label.data, TensorData::Int64(vec![0, 2]));
+    assert_eq!(*label.data(), TensorData::Int64(vec![0, 2]));
     let busy_end = busy
         .message()
         .await

@@ -166,7 +166,7 @@ pub fn input_message(tensor: &Tensor) -> InferInputTensor {
     InferInputTensor {
         name: tensor.name.clone(),
         datatype: tensor.datatype().as_str().into(),
-        shape: tensor.shape.iter().map(|&d| d as i64).collect(),
+        shape: tensor.shape().iter().map(|&d| d as i64).collect(),
         ..Default::default()
     }
 }
@@ -180,7 +180,7 @@ pub fn raw_request(model: &str, inputs: &[Tensor]) -> pb::ModelInferRequest {
             .iter()
             .map(|t| {
                 let mut raw = Vec::new();
-                encode_raw(&t.data, &mut raw);
+                encode_raw(t.data(), &mut raw);
                 raw.into()
             })
             .collect(),
@@ -195,7 +195,7 @@ pub fn typed_request(model: &str, inputs: &[Tensor]) -> pb::ModelInferRequest {
         inputs: inputs
             .iter()
             .map(|t| InferInputTensor {
-                contents: Some(typed_contents(&t.data)),
+                contents: Some(typed_contents(t.data())),
                 ..input_message(t)
             })
             .collect(),
@@ -302,9 +302,9 @@ pub fn rest_body(inputs: &[Tensor]) -> serde_json::Value {
     serde_json::json!({
         "inputs": inputs.iter().map(|t| serde_json::json!({
             "name": t.name,
-            "shape": t.shape,
+            "shape": t.shape(),
             "datatype": t.datatype().as_str(),
-            "data": json_data(&t.data),
+            "data": json_data(t.data()),
         })).collect::<Vec<_>>()
     })
 }
@@ -314,7 +314,7 @@ pub fn as_json(t: &Tensor) -> serde_json::Value {
     serde_json::json!({
         "name": t.name,
         "datatype": t.datatype().as_str(),
-        "shape": t.shape,
-        "data": json_data(&t.data),
+        "shape": t.shape(),
+        "data": json_data(t.data()),
     })
 }

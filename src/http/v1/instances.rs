@@ -85,7 +85,7 @@ pub fn decode(
         )));
     };
     let tensor = tensor_of(field, spec, raw, limits, &mut budget)?;
-    let count = tensor.shape.first().copied().unwrap_or(0);
+    let count = tensor.shape().first().copied().unwrap_or(0);
     Ok(Instances {
         inputs: vec![tensor],
         count,
@@ -393,20 +393,24 @@ impl<'de> Visitor<'de> for InputKey<'_> {
 /// Writes `{"predictions": ...}` for the outputs of `count` instances.
 pub fn write_predictions(outputs: &[Tensor], count: usize) -> Result<Vec<u8>, Error> {
     if let [output] = outputs {
-        return write(&Nested::of(&JsonData::new(&output.data), &output.shape, 0));
+        return write(&Nested::of(
+            &JsonData::new(output.data()),
+            output.shape(),
+            0,
+        ));
     }
     for output in outputs {
-        if output.shape.first() != Some(&count) {
+        if output.shape().first() != Some(&count) {
             return Err(Error::Unsupported(format!(
                 "output '{}' has shape {}, not one row per instance ({count}): the V1 protocol cannot return it; use /v2/models/{{name}}/infer",
                 short(&output.name),
-                shape_text(&output.shape)
+                shape_text(output.shape())
             )));
         }
     }
     let columns: Vec<(&str, JsonData, &[usize])> = outputs
         .iter()
-        .map(|o| (o.name.as_str(), JsonData::new(&o.data), &o.shape[1..]))
+        .map(|o| (o.name.as_str(), JsonData::new(o.data()), &o.shape()[1..]))
         .collect();
     write(&Objects {
         columns: &columns,
@@ -522,9 +526,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(got.count, 2);
-        assert_eq!(got.inputs[0].shape, vec![2, 4]);
+        assert_eq!(got.inputs[0].shape(), vec![2, 4]);
         assert_eq!(
-            got.inputs[0].data,
+            *got.inputs[0].data(),
             TensorData::Fp32(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.5])
         );
         // "inputs" wins over "instances", as in KServe's model server.
@@ -533,13 +537,13 @@ mod tests {
             &iris(),
         )
         .unwrap();
-        assert_eq!(got.inputs[0].shape, vec![1, 4]);
+        assert_eq!(got.inputs[0].shape(), vec![1, 4]);
         let got = read(
             json!({"instances": ["a", "b"]}),
             &[spec("s", DataType::Bytes, &[-1])],
         )
         .unwrap();
-        assert_eq!(got.inputs[0].shape, vec![2]);
+        assert_eq!(got.inputs[0].shape(), vec![2]);
     }
 
     #[test]
@@ -548,10 +552,10 @@ mod tests {
         let got = read(body, &simple()).unwrap();
         assert_eq!(got.count, 2);
         assert_eq!(got.inputs[0].name, "INPUT0");
-        assert_eq!(got.inputs[0].data, TensorData::Int32(vec![3, 4, 5, 6]));
-        assert_eq!(got.inputs[1].data, TensorData::Int32(vec![1, 2, 7, 8]));
+        assert_eq!(*got.inputs[0].data(), TensorData::Int32(vec![3, 4, 5, 6]));
+        assert_eq!(*got.inputs[1].data(), TensorData::Int32(vec![1, 2, 7, 8]));
         let got = read(json!({"instances": [{"input": [1, 2, 3, 4]}]}), &iris()).unwrap();
-        assert_eq!(got.inputs[0].shape, vec![1, 4]);
+        assert_eq!(got.inputs[0].shape(), vec![1, 4]);
     }
 
     #[test]
