@@ -11,7 +11,7 @@
 //!   Seldon's agent expects).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -20,8 +20,6 @@ use super::load_config::LoadOptions;
 use super::{compare_versions, label, LoadedModel, ModelState, Repository, Slot};
 use crate::error::Error;
 
-/// How often an unload looks again whether the model's requests have finished.
-const DRAIN_POLL: Duration = Duration::from_millis(5);
 /// Longest an unload waits for in-flight requests; past it the sessions go when the last request finishes.
 const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 
@@ -378,18 +376,20 @@ fn entry(slot: &Slot) -> IndexEntry {
 /// Waits until no request holds `model` any more (it is no longer reachable from the repository, so the count
 /// only falls), then drops its sessions off the async runtime.
 async fn drain_and_drop(model: Arc<LoadedModel>) {
-    let started = Instant::now();
-    while Arc::strong_count(&model) > 1 {
-        if started.elapsed() > DRAIN_LIMIT {
-            tracing::warn!(
-                model = %label(&model.name, model.version.as_deref()),
-                "requests still running after {DRAIN_LIMIT:?}; the model is dropped when the last one ends"
-            );
-            return;
+    let released = model.workers.on_release();
+    let shown = label(&model.name, model.version.as_deref());
+    drop(model);
+    match tokio::time::timeout(DRAIN_LIMIT, released).await {
+        Ok(Ok(workers)) => {
+            let _ = tokio::task::spawn_blocking(move || drop(workers)).await;
         }
-        tokio::time::sleep(DRAIN_POLL).await;
+        // The waiter is dropped only after the value was sent; nothing else to do.
+        Ok(Err(_)) => {}
+        Err(_) => tracing::warn!(
+            model = %shown,
+            "requests still running after {DRAIN_LIMIT:?}; the model is dropped when the last one ends"
+        ),
     }
-    let _ = tokio::task::spawn_blocking(move || drop(model)).await;
 }
 
 #[cfg(test)]

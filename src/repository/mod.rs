@@ -5,6 +5,7 @@ pub mod access;
 pub mod discovery;
 pub mod lifecycle;
 pub mod load_config;
+pub mod retire;
 pub mod roots;
 
 use std::cmp::Ordering;
@@ -22,6 +23,7 @@ use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::{DataType, Parameters};
 use discovery::ModelSource;
 use ort::session::builder::PrepackedWeights;
+use retire::Retiring;
 use roots::ModelRoots;
 
 /// Where a model version is in its life.
@@ -47,7 +49,8 @@ pub struct LoadedModel {
     /// Parameters that every response output of that name carries: a ZipMap output's keys as `labels`.
     /// Empty for models with tensor outputs only.
     pub output_parameters: HashMap<String, Parameters>,
-    pub workers: Workers,
+    /// The instances; handed to the unloader when the last request lets go (see [`retire`]).
+    pub workers: Retiring<Workers>,
     pub source: ModelSource,
 }
 
@@ -440,7 +443,7 @@ fn load(
             .filter(|p| !p.is_empty())
             .unwrap_or_else(|| "onnxruntime_onnx".into()),
         signature,
-        workers,
+        workers: Retiring::new(workers),
         source,
     })
 }
