@@ -47,11 +47,8 @@ impl Decimal<'_> {
                     m * p
                 }
             } else {
-                debug_assert!(self.text.is_ascii());
-                // SAFETY: the scanner accepted only ASCII digits, '.', 'e'/'E' and signs in `text`.
-                unsafe { std::str::from_utf8_unchecked(self.text) }
-                    .parse::<f64>()
-                    .ok()?
+                // The slow path: the scanner accepted only ASCII digits, '.', 'e'/'E' and signs in `text`.
+                std::str::from_utf8(self.text).ok()?.parse::<f64>().ok()?
             };
         value
             .is_finite()
