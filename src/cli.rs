@@ -207,6 +207,11 @@ impl StartArgs {
         let mut warnings = std::mem::take(&mut layers.warnings);
         let mut settings = layers.resolve()?;
         settings.default_model = self.default_model(std::env::vars())?;
+        if let Some(model) = &settings.default_model {
+            warnings.extend(model.parameters.extra.unknown_keys().map(|key| {
+                format!("MLSERVER_MODEL_EXTRA: option '{key}' is not read by oxinfer (kept)")
+            }));
+        }
         if !folder.is_dir() {
             if settings.load_models_at_startup {
                 return Err(ConfigError(format!(
@@ -386,6 +391,50 @@ mod tests {
             Command::Start(start) => *start,
             other => panic!("not start: {other:?}"),
         }
+    }
+
+    #[test]
+    fn start_flags_are_settings_with_their_variable_and_default() {
+        let command = <StartArgs as clap::Args>::augment_args(clap::Command::new("start"));
+        let mut checked = 0;
+        for arg in command.get_arguments() {
+            let id = arg.get_id().as_str();
+            if ["folder", "model_dir", "model_name"].contains(&id) {
+                continue; // not settings: the folder, and the model served without model-settings.json
+            }
+            assert!(
+                crate::config::setting_names().contains(&id),
+                "--{id} is no setting"
+            );
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+            let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+            if let Some((_, rest)) = help.split_once("[env: ") {
+                let env = rest.split(']').next().unwrap();
+                assert_eq!(
+                    env,
+                    format!("MLSERVER_{}", id.to_ascii_uppercase()),
+                    "--{id}"
+                );
+            }
+            let Some((_, rest)) = help.split_once("[default: ") else {
+                continue;
+            };
+            let shown = rest.split(']').next().unwrap();
+            let shown = shown.split(" (").next().unwrap();
+            if shown.contains(' ') {
+                continue; // prose: "this version"
+            }
+            let value = serde_json::from_str::<Value>(shown)
+                .unwrap_or_else(|_| Value::String(shown.to_string()));
+            let given: Settings = serde_json::from_value(serde_json::json!({ id: value })).unwrap();
+            assert_eq!(
+                given,
+                Settings::default(),
+                "--{id} help says [default: {shown}]"
+            );
+            checked += 1;
+        }
+        assert!(checked > 5, "{checked} defaults checked");
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! Server settings with MLServer's names and defaults: settings.json < `MLSERVER_*` env < CLI flags.
 
+#[cfg(test)]
+mod docs_table;
+mod fields;
+pub mod model_extra;
 pub mod model_settings;
 
 use std::path::{Path, PathBuf};
@@ -246,49 +250,12 @@ impl CorsSettings {
     }
 }
 
-/// Setting names oxinfer reads.
-const KNOWN: &[&str] = &[
-    "debug",
-    "parallel_workers",
-    "model_repository_root",
-    "load_models_at_startup",
-    "server_name",
-    "server_version",
-    "extensions",
-    "host",
-    "http_port",
-    "grpc_port",
-    "grpc_max_message_length",
-    "root_path",
-    "cors_settings",
-    "metrics_endpoint",
-    "metrics_port",
-    "metrics_rest_server_prefix",
-    "gzip_enabled",
-    "max_request_body_size",
-    "graceful_shutdown_timeout",
-    "use_structured_logging",
-    "model_queue_size",
-    "onnxruntime_lib",
-    "max_bytes_in_flight",
-    "max_tensors_per_request",
-    "max_tensor_elements",
-    "max_bytes_elements",
-    "max_shape_rank",
-    "max_image_pixels",
-    "http_header_read_timeout",
-    "http_keep_alive_timeout",
-    "max_connections",
-    "http2_max_concurrent_streams",
-    "grpc_keepalive_time",
-    "grpc_keepalive_timeout",
-    "grpc_raw_outputs",
-    "repository_api_enabled",
-    "repository_api_token",
-    "repository_api_token_file",
-    "extra_model_roots",
-    "tracing_server",
-];
+/// Setting names oxinfer reads: the fields of [`Settings`] as serde reads them (settings.json keys, and the
+/// `MLSERVER_<NAME>` variables), so the list cannot drift from the struct.
+pub fn setting_names() -> &'static [&'static str] {
+    static KNOWN: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(fields::serde_fields::<Settings>)
+}
 
 /// MLServer settings that have no meaning here (Python-specific); accepted silently.
 const IGNORED: &[&str] = &[
@@ -348,7 +315,9 @@ impl Layers {
         };
         let warnings = file
             .keys()
-            .filter(|key| !KNOWN.contains(&key.as_str()) && !IGNORED.contains(&key.as_str()))
+            .filter(|key| {
+                !setting_names().contains(&key.as_str()) && !IGNORED.contains(&key.as_str())
+            })
             .map(|key| format!("{}: unknown setting '{key}' ignored", path.display()))
             .collect();
         Ok(Layers {
@@ -367,7 +336,7 @@ impl Layers {
         let mut merged = Map::new();
         for layer in [self.file, self.env, self.flags] {
             for (key, value) in layer {
-                if KNOWN.contains(&key.as_str()) {
+                if setting_names().contains(&key.as_str()) {
                     merged.insert(key, value);
                 }
             }
@@ -614,7 +583,7 @@ fn env_layer(env: impl Iterator<Item = (String, String)>) -> Map<String, Value> 
             continue;
         };
         let name = name.to_ascii_lowercase();
-        if KNOWN.contains(&name.as_str()) {
+        if setting_names().contains(&name.as_str()) {
             map.insert(name, env_value(&value));
         }
     }

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+pub use super::model_extra::{ModelExtra, MAX_THREADS, MAX_TIMEOUT_SECONDS};
 use crate::tensor::Parameters;
 
 /// `implementation` values served by the ONNX Runtime backend (case-insensitive). None at all is fine too
@@ -52,8 +53,8 @@ pub struct ModelParameters {
     /// Default request content type (codecs).
     pub content_type: Option<String>,
     pub format: Option<String>,
-    /// Runtime options: intra_op_threads, inter_op_threads, graph_optimization_level.
-    pub extra: Parameters,
+    /// Runtime options (threads, graph optimization, timeout), typed; see [`ModelExtra`].
+    pub extra: ModelExtra,
 }
 
 /// An input or output declared in model-settings.json.
@@ -72,25 +73,15 @@ pub const MAX_PARALLEL_WORKERS: usize = 256;
 pub const MAX_BATCH_SIZE: usize = 65_536;
 /// Longest adaptive-batching wait, in seconds.
 pub const MAX_BATCH_TIME_SECONDS: f64 = 3600.0;
-/// Longest default request timeout, in seconds (a day).
-pub const MAX_TIMEOUT_SECONDS: f64 = 86_400.0;
-/// Most ONNX Runtime threads per session.
-pub const MAX_THREADS: u64 = 1024;
 
-const KNOWN_FIELDS: &[&str] = &[
-    "name",
-    "implementation",
-    "platform",
-    "versions",
-    "inputs",
-    "outputs",
-    "max_batch_size",
-    "max_batch_time",
-    "parallel_workers",
-    "parameters",
-    "warm_workers",
-    "cache_enabled",
-];
+/// MLServer ModelSettings fields with no meaning here; accepted silently (also as `MLSERVER_MODEL_*`).
+const MLSERVER_ONLY_FIELDS: &[&str] = &["warm_workers", "cache_enabled"];
+
+/// Top-level fields read without a warning: [`ModelSettings`]'s own (as serde reads them) and MLServer's others.
+fn known_field(field: &str) -> bool {
+    super::fields::serde_fields::<ModelSettings>().contains(&field)
+        || MLSERVER_ONLY_FIELDS.contains(&field)
+}
 
 impl ModelSettings {
     /// Parses a model-settings.json; unknown top-level fields are returned for a warning.
@@ -100,19 +91,15 @@ impl ModelSettings {
         let Value::Object(map) = &value else {
             return Err("must hold a JSON object".into());
         };
-        let unknown = map
-            .keys()
-            .filter(|k| !KNOWN_FIELDS.contains(&k.as_str()))
-            .cloned()
-            .collect();
-        let mut settings: ModelSettings =
+        let unknown = map.keys().filter(|k| !known_field(k)).cloned().collect();
+        let settings: ModelSettings =
             serde_json::from_value(value).map_err(|e| format!("invalid model settings: {e}"))?;
-        settings.parameters.extra = typed_extra(std::mem::take(&mut settings.parameters.extra));
         Ok((settings, unknown))
     }
 
     /// Range checks of the numbers, so a model-settings.json can neither start thousands of threads nor make a
-    /// deadline overflow: a clear load error naming the field instead.
+    /// deadline overflow: a clear load error naming the field instead. Also the `parameters.extra` options
+    /// that could not be read ([`ModelExtra::check`]).
     pub fn check_numbers(&self) -> Result<(), String> {
         if let Some(workers) = self.parallel_workers {
             if workers > MAX_PARALLEL_WORKERS {
@@ -133,23 +120,7 @@ impl ModelSettings {
                 self.max_batch_time
             ));
         }
-        if let Some(timeout) = self.parameters.extra.get("timeout").and_then(Value::as_f64) {
-            if timeout > MAX_TIMEOUT_SECONDS {
-                return Err(format!(
-                    "parameters.extra.timeout must be at most {MAX_TIMEOUT_SECONDS} seconds, got {timeout}"
-                ));
-            }
-        }
-        for key in ["intra_op_threads", "inter_op_threads"] {
-            if let Some(n) = self.parameters.extra.get(key).and_then(Value::as_u64) {
-                if n > MAX_THREADS {
-                    return Err(format!(
-                        "parameters.extra.{key} must be at most {MAX_THREADS}, got {n}"
-                    ));
-                }
-            }
-        }
-        Ok(())
+        self.parameters.extra.check()
     }
 
     /// Whether `implementation` selects the ONNX Runtime backend (`None` is decided by the uri).
@@ -161,48 +132,6 @@ impl ModelSettings {
         })
     }
 }
-
-/// `parameters.extra` options that are numbers or flags; see [`typed_extra`].
-const TYPED_EXTRA: &[&str] = &[
-    "intra_op_threads",
-    "inter_op_threads",
-    "timeout",
-    "enable_cpu_mem_arena",
-    "enable_mem_pattern",
-];
-
-/// Seldon Core v2's agent copies a Model's `spec.parameters` into `parameters.extra` as strings
-/// (`{"name": "intra_op_threads", "value": "2"}` becomes `"intra_op_threads": "2"`): the numeric and boolean
-/// options read such text as the number or flag it spells; anything else is left for the usual error.
-fn typed_extra(mut extra: crate::tensor::Parameters) -> crate::tensor::Parameters {
-    for key in TYPED_EXTRA {
-        if let Some(Value::String(text)) = extra.get(*key) {
-            let parsed = serde_json::from_str::<Value>(text.trim()).ok();
-            if let Some(typed) = parsed.filter(|v| v.is_number() || v.is_boolean()) {
-                extra.insert(key.to_string(), typed);
-            }
-        }
-    }
-    extra
-}
-
-/// `MLSERVER_MODEL_<FIELD>` variables MLServer reads into ModelSettings (top level) ...
-const ENV_MODEL_FIELDS: &[&str] = &[
-    "name",
-    "implementation",
-    "platform",
-    "versions",
-    "inputs",
-    "outputs",
-    "max_batch_size",
-    "max_batch_time",
-    "parallel_workers",
-    "warm_workers",
-    "cache_enabled",
-];
-
-/// ... and into its `parameters` (MLServer's ModelParameters has the same prefix).
-const ENV_PARAMETER_FIELDS: &[&str] = &["uri", "version", "content_type", "format", "extra"];
 
 /// Fields whose env value is text even when it looks like JSON (a name `123` stays a string).
 const ENV_TEXT_FIELDS: &[&str] = &[
@@ -230,8 +159,10 @@ impl ModelSettings {
                 continue;
             };
             let field = field.to_ascii_lowercase();
-            let in_parameters = ENV_PARAMETER_FIELDS.contains(&field.as_str());
-            if !in_parameters && !ENV_MODEL_FIELDS.contains(&field.as_str()) {
+            // MLServer's ModelParameters fields share the prefix with ModelSettings' own.
+            let in_parameters =
+                super::fields::serde_fields::<ModelParameters>().contains(&field.as_str());
+            if !in_parameters && (field == "parameters" || !known_field(&field)) {
                 continue; // e.g. MLSERVER_MODEL_QUEUE_SIZE, a server setting
             }
             let parsed = if ENV_TEXT_FIELDS.contains(&field.as_str()) {
@@ -297,14 +228,15 @@ mod tests {
         )
         .unwrap();
         let extra = &s.parameters.extra;
-        assert_eq!(extra["intra_op_threads"], 2);
-        assert_eq!(extra["timeout"], 1.5);
-        assert_eq!(extra["enable_mem_pattern"], false);
+        assert_eq!(extra.intra_op_threads, Some(2));
+        assert_eq!(extra.timeout, Some(std::time::Duration::from_secs_f64(1.5)));
+        assert_eq!(extra.enable_mem_pattern, Some(false));
         assert_eq!(
-            extra["inter_op_threads"], "two",
+            s.check_numbers().unwrap_err(),
+            "parameters.extra.inter_op_threads must be a positive integer, got \"two\"",
             "left for the loader's error"
         );
-        assert_eq!(extra["infer_uri"], "7", "only the known options");
+        assert_eq!(extra.other["infer_uri"], "7", "only the known options");
         let (s, _) =
             ModelSettings::parse(br#"{"parameters":{"extra":{"intra_op_threads":"100000"}}}"#)
                 .unwrap();
@@ -380,7 +312,7 @@ mod tests {
         assert_eq!(s.implementation_is_onnx(), Some(true));
         assert_eq!((s.max_batch_size, s.max_batch_time), (8, 0.5));
         assert_eq!(s.parallel_workers, Some(2));
-        assert_eq!(s.parameters.extra["intra_op_threads"], 1);
+        assert_eq!(s.parameters.extra.intra_op_threads, Some(1));
         assert_eq!(s.inputs[0].name, "x");
         assert_eq!(env(&[("MLSERVER_MODEL_QUEUE_SIZE", "5")]).unwrap(), None);
     }
@@ -391,6 +323,14 @@ mod tests {
         assert!(err.contains("MLSERVER_MODEL_MAX_BATCH_SIZE"), "{err}");
         let err = env(&[("MLSERVER_MODEL_EXTRA", "[1]")]).unwrap_err();
         assert!(err.contains("MLSERVER_MODEL_EXTRA"), "{err}");
+    }
+
+    #[test]
+    fn env_text_fields_are_fields() {
+        let parameters = super::super::fields::serde_fields::<ModelParameters>();
+        for field in ENV_TEXT_FIELDS {
+            assert!(known_field(field) || parameters.contains(field), "{field}");
+        }
     }
 
     #[test]

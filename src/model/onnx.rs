@@ -12,6 +12,7 @@ use ort::value::{TensorElementType, ValueType};
 use super::onnx_graph::zipmap_keys;
 use super::zipmap::ZipMapOutput;
 use super::{Backend, Signature, TensorSpec, UnservedOutput};
+use crate::config::model_extra::{GraphOptimization, ModelExtra};
 use crate::error::Error;
 use crate::model::ort_values::{datatype_of, from_ort_value, to_ort_value};
 use crate::telemetry::Timings;
@@ -48,63 +49,27 @@ impl Default for SessionOptions {
 }
 
 impl SessionOptions {
-    /// Reads `intra_op_threads`, `inter_op_threads` and `graph_optimization_level` from `extra`;
-    /// `instances` sessions share the machine's cores by default.
-    pub fn from_extra(
-        extra: &crate::tensor::Parameters,
-        instances: usize,
-    ) -> Result<SessionOptions, String> {
+    /// The options `extra` sets (checked when the settings were read); `instances` sessions share the
+    /// machine's cores by default.
+    pub fn from_extra(extra: &ModelExtra, instances: usize) -> SessionOptions {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let mut options = SessionOptions {
-            intra_op_threads: (cores / instances.max(1)).max(1),
-            ..SessionOptions::default()
-        };
-        let count = |key: &str| -> Result<Option<usize>, String> {
-            match extra.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => v
-                    .as_u64()
-                    .filter(|&n| n >= 1)
-                    .map(|n| Some(n as usize))
-                    .ok_or_else(|| {
-                        format!("parameters.extra.{key} must be a positive integer, got {v}")
-                    }),
-            }
-        };
-        if let Some(n) = count("intra_op_threads")? {
-            options.intra_op_threads = n;
-        }
-        if let Some(n) = count("inter_op_threads")? {
-            options.inter_op_threads = n;
-        }
-        let flag = |key: &str| -> Result<Option<bool>, String> {
-            match extra.get(key) {
-                None | Some(serde_json::Value::Null) => Ok(None),
-                Some(v) => v.as_bool().map(Some).ok_or_else(|| {
-                    format!("parameters.extra.{key} must be true or false, got {v}")
+        let defaults = SessionOptions::default();
+        SessionOptions {
+            intra_op_threads: extra
+                .intra_op_threads
+                .unwrap_or((cores / instances.max(1)).max(1)),
+            inter_op_threads: extra.inter_op_threads.unwrap_or(defaults.inter_op_threads),
+            optimization: extra
+                .graph_optimization_level
+                .map_or(defaults.optimization, |level| match level {
+                    GraphOptimization::Disable => GraphOptimizationLevel::Disable,
+                    GraphOptimization::Basic => GraphOptimizationLevel::Level1,
+                    GraphOptimization::Extended => GraphOptimizationLevel::Level2,
+                    GraphOptimization::All => GraphOptimizationLevel::All,
                 }),
-            }
-        };
-        if let Some(on) = flag("enable_cpu_mem_arena")? {
-            options.cpu_mem_arena = on;
+            cpu_mem_arena: extra.enable_cpu_mem_arena.unwrap_or(defaults.cpu_mem_arena),
+            mem_pattern: extra.enable_mem_pattern.unwrap_or(defaults.mem_pattern),
         }
-        if let Some(on) = flag("enable_mem_pattern")? {
-            options.mem_pattern = on;
-        }
-        if let Some(level) = extra.get("graph_optimization_level") {
-            options.optimization = match level.as_str().map(str::to_ascii_lowercase).as_deref() {
-                Some("disable") | Some("none") => GraphOptimizationLevel::Disable,
-                Some("basic") => GraphOptimizationLevel::Level1,
-                Some("extended") => GraphOptimizationLevel::Level2,
-                Some("all") => GraphOptimizationLevel::All,
-                _ => {
-                    return Err(format!(
-                        "parameters.extra.graph_optimization_level must be one of disable, basic, extended, all; got {level}"
-                    ))
-                }
-            };
-        }
-        Ok(options)
     }
 }
 

@@ -33,14 +33,8 @@ pub struct WorkerOptions {
     pub default_timeout: Option<Duration>,
 }
 
-/// Reads a timeout in seconds (a positive number); `what` names where it came from, for the error.
-pub fn parse_timeout(value: &serde_json::Value, what: &str) -> Result<Duration, String> {
-    value
-        .as_f64()
-        .filter(|&t| t > 0.0)
-        .and_then(|t| Duration::try_from_secs_f64(t).ok())
-        .ok_or_else(|| format!("{what} must be a positive number of seconds, got {value}"))
-}
+/// Reads a timeout in seconds; one reading for requests and for `parameters.extra.timeout`.
+pub use crate::config::model_extra::parse_timeout;
 
 /// The instances of one model version and the queue in front of them.
 pub struct Workers {

@@ -36,6 +36,13 @@ impl ModelSource {
         for field in unknown {
             tracing::warn!(file = %path.display(), %field, "unknown model setting ignored");
         }
+        for key in settings.parameters.extra.unknown_keys() {
+            tracing::warn!(
+                file = %path.display(),
+                field = %format!("parameters.extra.{key}"),
+                "parameters.extra option not read by oxinfer (kept)"
+            );
+        }
         let folder_name = path
             .parent()
             .and_then(Path::file_name)

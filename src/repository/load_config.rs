@@ -16,10 +16,10 @@
 //! their defaults. Keys may be snake_case or lowerCamelCase, integers numbers or strings, enums names or
 //! numbers (protobuf's JSON mapping, which is what `MessageToJson` of a gRPC `ModelConfig` gives).
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::config::model_settings::{
-    ModelSettings, TensorSettings, MAX_BATCH_SIZE, MAX_PARALLEL_WORKERS, MAX_THREADS,
+    ModelExtra, ModelSettings, TensorSettings, MAX_BATCH_SIZE, MAX_PARALLEL_WORKERS, MAX_THREADS,
 };
 use crate::error::Error;
 
@@ -76,8 +76,8 @@ pub struct ConfigOverride {
     pub instances: Option<usize>,
     pub inputs: Vec<TensorSettings>,
     pub outputs: Vec<TensorSettings>,
-    /// `parameters.extra` entries (thread counts).
-    pub extra: Map<String, Value>,
+    /// `parameters.extra` options (thread counts).
+    pub extra: ModelExtra,
     /// The model file the configuration names; it must be the one the model's settings select.
     pub default_model_filename: Option<String>,
 }
@@ -223,9 +223,7 @@ impl ConfigOverride {
         settings.max_batch_size = self.max_batch_size;
         settings.max_batch_time = self.max_batch_time;
         settings.parallel_workers = self.instances;
-        for (key, value) in &self.extra {
-            settings.parameters.extra.insert(key.clone(), value.clone());
-        }
+        settings.parameters.extra.override_with(&self.extra);
         merge_tensors(&mut settings.inputs, &self.inputs);
         merge_tensors(&mut settings.outputs, &self.outputs);
     }
@@ -404,12 +402,12 @@ fn instances(value: &Value) -> Result<Option<usize>, String> {
 }
 
 /// `parameters`: the ONNX Runtime backend's thread counts, `{"string_value": "4"}` each.
-fn parameters(value: &Value) -> Result<Map<String, Value>, String> {
-    let mut extra = Map::new();
+fn parameters(value: &Value) -> Result<ModelExtra, String> {
+    let mut extra = ModelExtra::default();
     for (key, value) in object_fields(value, "parameters")? {
         let target = match key.as_str() {
-            "intra_op_thread_count" => "intra_op_threads",
-            "inter_op_thread_count" => "inter_op_threads",
+            "intra_op_thread_count" => &mut extra.intra_op_threads,
+            "inter_op_thread_count" => &mut extra.inter_op_threads,
             other => return Err(unsupported(&format!("parameters.{other}"))),
         };
         let path = format!("parameters.{key}.string_value");
@@ -422,8 +420,7 @@ fn parameters(value: &Value) -> Result<Map<String, Value>, String> {
         if field != "string_value" {
             return Err(unsupported(&format!("parameters.{key}.{field}")));
         }
-        let n = integer(text, &path, 1, MAX_THREADS as i64)?;
-        extra.insert(target.to_string(), Value::from(n));
+        *target = Some(integer(text, &path, 1, MAX_THREADS as i64)? as usize);
     }
     Ok(extra)
 }
@@ -523,6 +520,7 @@ fn merge_tensors(declared: &mut Vec<TensorSettings>, given: &[TensorSettings]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Map;
 
     fn parse(text: &str) -> Result<ConfigOverride, String> {
         ConfigOverride::parse("simple", text).map_err(|e| {
@@ -571,7 +569,7 @@ mod tests {
         assert!(settings.inputs[0].parameters.is_some(), "content_type kept");
         assert_eq!(settings.outputs[0].datatype.as_deref(), Some("BYTES"));
         assert_eq!(settings.outputs[0].shape, Some(vec![-1, 16]));
-        assert_eq!(settings.parameters.extra["intra_op_threads"], 2);
+        assert_eq!(settings.parameters.extra.intra_op_threads, Some(2));
         assert!(settings.check_numbers().is_ok());
     }
 

@@ -18,7 +18,7 @@ use crate::config::model_settings::{ModelSettings, TensorSettings};
 use crate::error::Error;
 use crate::model::batching::BatchPolicy;
 use crate::model::onnx::{OnnxBackend, SessionOptions, LABELS};
-use crate::model::worker::{parse_timeout, BackendFactory, WorkerOptions, Workers};
+use crate::model::worker::{BackendFactory, WorkerOptions, Workers};
 use crate::model::{Backend, Signature, TensorSpec};
 use crate::tensor::{DataType, Parameters};
 use discovery::ModelSource;
@@ -382,7 +382,7 @@ fn load(
         .parallel_workers
         .unwrap_or(default_instances)
         .max(1);
-    let options = SessionOptions::from_extra(&source.settings.parameters.extra, instances)?;
+    let options = SessionOptions::from_extra(&source.settings.parameters.extra, instances);
     let name = label(&source.name, source.version.as_deref());
     let factory_label = name.clone();
     // Instances share one container of pre-packed weights (made on first use, inside the worker's panic guard).
@@ -401,10 +401,7 @@ fn load(
             settings.max_batch_time,
             |key| std::env::var(key).ok(),
         )?,
-        default_timeout: match settings.parameters.extra.get("timeout") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(t) => Some(parse_timeout(t, "parameters.extra.timeout")?),
-        },
+        default_timeout: settings.parameters.extra.timeout,
     };
     let workers = Workers::start(&name, worker_options, factory)?;
     let signature = Signature {
