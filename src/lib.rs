@@ -14,28 +14,28 @@
 //! connection cap, HTTP/2 limits), [`metrics`] (Prometheus, MLServer's names), [`telemetry`] (OpenTelemetry
 //! traces of inference requests, when `tracing_server` is set), [`model_settings_cmd`] (`oxinfer model-settings`).
 
-pub mod admission;
-pub mod classification;
+pub(crate) mod admission;
+pub(crate) mod classification;
 pub mod cli;
 pub mod config;
-pub mod connections;
+pub(crate) mod connections;
 pub mod content_types;
 pub mod error;
 pub mod grpc;
-pub mod healthcheck;
+pub(crate) mod healthcheck;
 pub mod http;
 #[cfg(test)]
 mod layering;
-pub mod memory;
-pub mod metrics;
+pub(crate) mod memory;
+pub(crate) mod metrics;
 pub mod model;
-pub mod model_settings_cmd;
-pub mod repository;
+pub(crate) mod model_settings_cmd;
+pub(crate) mod repository;
 pub mod runtime;
-pub mod sched;
+pub(crate) mod sched;
 pub mod server;
 pub mod service;
-pub mod telemetry;
+pub(crate) mod telemetry;
 pub mod tensor;
 
 pub use error::Error;

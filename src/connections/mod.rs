@@ -25,6 +25,5 @@ pub mod state;
 pub mod tracked;
 pub mod trim;
 
-pub use policy::{Http2Limits, Policy};
+pub use policy::Policy;
 pub use serve::serve;
-pub use state::Timeouts;

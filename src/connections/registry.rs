@@ -125,10 +125,6 @@ impl Registry {
             .len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Logs what the cap did, at most once every [`REPORT_EVERY_MS`].
     fn report(&self, inner: &mut Inner) {
         let now = now_ms();
