@@ -182,6 +182,54 @@ mod tests {
         assert!(found.is_empty(), "files that import each other: {found:#?}");
     }
 
+    /// Paths the docs name (`src/...`, `tests/...`, and in docs/architecture.md the `dir/file.rs` of src/).
+    fn named_paths(text: &str, under_src: bool) -> Vec<String> {
+        let mut found = Vec::new();
+        for word in text.split(|c: char| c.is_whitespace() || "`()[],;:'\"".contains(c)) {
+            let word = word.trim_end_matches('.');
+            if !word.ends_with(".rs") || word.contains("..") || word.contains('*') {
+                continue;
+            }
+            if word.starts_with("src/") || word.starts_with("tests/") {
+                found.push(word.to_string());
+            } else if under_src && word.contains('/') {
+                found.push(format!("src/{word}"));
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn the_docs_name_only_files_that_exist() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut pages = vec![root.join("README.md")];
+        for dir in ["docs", "docs/decisions"] {
+            for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "md") {
+                    pages.push(path);
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        for page in &pages {
+            let text = std::fs::read_to_string(page).unwrap();
+            let under_src = page.ends_with("docs/architecture.md");
+            for path in named_paths(&text, under_src) {
+                if !root.join(&path).exists() {
+                    missing.push(format!(
+                        "{}: {path}",
+                        page.strip_prefix(root).unwrap().display()
+                    ));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "files the docs name that do not exist: {missing:#?}"
+        );
+    }
+
     #[test]
     fn the_checker_sees_an_upward_import() {
         let dir = tempfile::tempdir().unwrap();
