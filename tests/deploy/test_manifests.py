@@ -65,15 +65,16 @@ def cli_flags() -> set[str]:
 
 
 def known_settings() -> set[str]:
-    """Settings that MLSERVER_<NAME> variables set (config.rs KNOWN)."""
-    config = _src("src/config.rs")
-    known = config[config.index("const KNOWN") :]
-    known = known[: known.index("];")]
-    return set(re.findall(r'"(\w+)"', known))
+    """Settings that MLSERVER_<NAME> variables set: the fields of `Settings` (src/config/mod.rs), from which
+    the settings.json names and the MLSERVER_* variables are derived."""
+    config = _src("src/config/mod.rs")
+    fields = config[config.index("pub struct Settings {") :]
+    fields = fields[: fields.index("\n}\n")]
+    return set(re.findall(r"^\s*pub (\w+):", fields, re.M))
 
 
 def default_ports() -> dict[str, int]:
-    config = _src("src/config.rs")
+    config = _src("src/config/mod.rs")
     return {
         name: int(value)
         for name, value in re.findall(r"(http_port|grpc_port|metrics_port): (\d+),", config)
