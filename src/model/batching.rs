@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use super::queue::{Receiver, RecvError};
 
 use super::job::{Job, Runner};
 use super::Signature;
@@ -132,8 +132,8 @@ pub(crate) fn serve(
         // What is already queued, without waiting.
         while batch.len() < policy.max_batch_size && held.len() < policy.max_batch_size {
             match receiver.try_recv() {
-                Ok(job) => gather(job, &mut batch, &mut held),
-                Err(_) => break,
+                Some(job) => gather(job, &mut batch, &mut held),
+                None => break,
             }
         }
         // The window, only while every other instance is busy (more requests are then on their way).
@@ -145,7 +145,7 @@ pub(crate) fn serve(
             // In slices, so an instance freed meanwhile ends the wait (this one then runs at once).
             match receiver.recv_deadline(deadline.min(Instant::now() + RECHECK)) {
                 Ok(job) => gather(job, &mut batch, &mut held),
-                Err(RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(RecvError::Timeout) if Instant::now() < deadline => {}
                 Err(_) => break, // time is up (or the queue closed: run what we have)
             }
         }

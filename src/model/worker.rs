@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+use super::queue::{bounded, Receiver, Sender, TrySendError};
 use tokio::sync::oneshot;
 
 use super::batching::{self, BatchPolicy};
@@ -155,7 +155,7 @@ impl Workers {
 
     /// Requests waiting in the queue for a worker (for the queue-depth metric).
     pub fn queued(&self) -> usize {
-        self.sender.as_ref().map_or(0, |s| s.len())
+        self.sender.as_ref().map_or(0, Sender::waiting)
     }
 
     /// Number of instances (threads) serving this model.

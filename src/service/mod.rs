@@ -344,7 +344,7 @@ async fn run(
     let id = request
         .id
         .filter(|id| !id.is_empty())
-        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        .unwrap_or_else(|| crate::telemetry::request_id::random_uuid().to_string());
     let mut results = model
         .workers
         .infer_traced(request.inputs, outputs, deadline, trace)

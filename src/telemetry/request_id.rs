@@ -29,30 +29,36 @@ pub struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        thread_local! {
-            static STATE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new({
-                let seed = uuid::Uuid::new_v4().as_u64_pair();
-                (seed.0 | 1, seed.1 | 1)
-            });
-        }
-        // xorshift128+: not cryptographic, which request ids need not be; unique enough to correlate logs.
-        let bytes = STATE.with(|state| {
-            let mut out = [0u8; 16];
-            for half in out.chunks_exact_mut(8) {
-                let (mut s1, s0) = state.get();
-                let value = s0.wrapping_add(s1);
-                s1 ^= s1 << 23;
-                state.set((s0, s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)));
-                half.copy_from_slice(&value.to_le_bytes());
-            }
-            out
-        });
-        let id = uuid::Builder::from_random_bytes(bytes).into_uuid();
+        let id = random_uuid();
         let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
         HeaderValue::from_str(id.hyphenated().encode_lower(&mut text))
             .ok()
             .map(RequestId::new)
     }
+}
+
+/// A random UUID v4 from a per-thread generator seeded once from the OS: for request and response ids, which
+/// need to be unique, not unpredictable (`Uuid::new_v4` makes a `getrandom` system call every time).
+pub fn random_uuid() -> uuid::Uuid {
+    thread_local! {
+        static STATE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new({
+            let seed = uuid::Uuid::new_v4().as_u64_pair();
+            (seed.0 | 1, seed.1 | 1)
+        });
+    }
+    // xorshift128+: not cryptographic, which ids need not be; unique enough to correlate logs.
+    let bytes = STATE.with(|state| {
+        let mut out = [0u8; 16];
+        for half in out.chunks_exact_mut(8) {
+            let (mut s1, s0) = state.get();
+            let value = s0.wrapping_add(s1);
+            s1 ^= s1 << 23;
+            state.set((s0, s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26)));
+            half.copy_from_slice(&value.to_le_bytes());
+        }
+        out
+    });
+    uuid::Builder::from_random_bytes(bytes).into_uuid()
 }
 
 #[cfg(test)]
