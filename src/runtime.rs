@@ -13,6 +13,7 @@ pub const ORT_VERSION: &str = "1.31.1";
 pub const ORT_LIB_NAME: &str = "libonnxruntime.so.1.31.1";
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
 
 /// Where the library was looked for, in order, with what was found there.
 fn candidates(flag: Option<&Path>) -> Vec<(String, Option<PathBuf>)> {
@@ -114,7 +115,13 @@ pub fn init(flag: Option<&Path>) -> Result<&'static Environment, Error> {
         .build()
         .map_err(|e| Error::Internal(format!("cannot create the ONNX Runtime environment: {e}")))?;
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");
+    let _ = LIBRARY.set(path);
     Ok(ENVIRONMENT.get_or_init(|| env))
+}
+
+/// The library [`init`] loaded.
+pub fn library_path() -> Option<&'static Path> {
+    LIBRARY.get().map(PathBuf::as_path)
 }
 
 /// The environment created by [`init`].

@@ -5,6 +5,7 @@ mod docs_table;
 mod fields;
 pub mod model_extra;
 pub mod model_settings;
+pub mod providers;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

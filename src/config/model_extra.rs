@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
+use super::providers::{read_execution_providers, ExecutionProvider};
 use crate::tensor::Parameters;
 
 /// Longest default request timeout, in seconds (a day).
@@ -99,6 +100,12 @@ model_extra! {
     enable_cpu_mem_arena: bool = read_flag;
     /// Pre-plans activation memory from the first run's shapes (default true).
     enable_mem_pattern: bool = read_flag;
+    /// ONNX Runtime execution providers in order of preference, with their options (`config/providers.rs`);
+    /// default: the CPU alone.
+    execution_providers: Vec<ExecutionProvider> = read_execution_providers;
+    /// When a listed provider is missing from the library or fails to register: false (the default) fails the
+    /// load; true logs a warning and goes on with the next one, at last the CPU.
+    execution_provider_fallback: bool = read_flag;
 }
 
 impl ModelExtra {

@@ -90,6 +90,7 @@ fn instance_group_message(group: TritonInstanceGroup) -> pb::ModelInstanceGroup 
     let TritonInstanceGroup { count, kind, name } = group;
     let kind = match kind {
         TritonInstanceKind::Cpu => pb::model_instance_group::Kind::Cpu,
+        TritonInstanceKind::Gpu => pb::model_instance_group::Kind::Gpu,
     };
     pb::ModelInstanceGroup {
         name,

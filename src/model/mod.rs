@@ -6,6 +6,7 @@ pub mod onnx;
 pub mod onnx_graph;
 pub mod ort_strings;
 pub mod ort_values;
+pub mod providers;
 pub mod queue;
 pub mod stats;
 pub mod worker;

@@ -10,6 +10,7 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::{TensorElementType, ValueType};
 
 use super::onnx_graph::zipmap_keys;
+use super::providers::{register, Providers};
 use super::zipmap::ZipMapOutput;
 use super::{Backend, Signature, TensorSpec, UnservedOutput};
 use crate::config::model_extra::{GraphOptimization, ModelExtra};
@@ -34,6 +35,8 @@ pub struct SessionOptions {
     pub cpu_mem_arena: bool,
     /// `enable_mem_pattern`: pre-plans activation memory from the first run's shapes.
     pub mem_pattern: bool,
+    /// `execution_providers` and `execution_provider_fallback` (`model/providers.rs`).
+    pub providers: Providers,
 }
 
 impl Default for SessionOptions {
@@ -44,6 +47,7 @@ impl Default for SessionOptions {
             optimization: GraphOptimizationLevel::All,
             cpu_mem_arena: ARENA_DEFAULT,
             mem_pattern: ARENA_DEFAULT,
+            providers: Providers::default(),
         }
     }
 }
@@ -69,6 +73,7 @@ impl SessionOptions {
                 }),
             cpu_mem_arena: extra.enable_cpu_mem_arena.unwrap_or(defaults.cpu_mem_arena),
             mem_pattern: extra.enable_mem_pattern.unwrap_or(defaults.mem_pattern),
+            providers: Providers::from_extra(extra),
         }
     }
 }
@@ -104,11 +109,8 @@ impl OnnxBackend {
             .with_optimization_level(options.optimization)
             .map_err(|e| fail(e.into()))?
             .with_memory_pattern(options.mem_pattern)
-            .map_err(|e| fail(e.into()))?
-            .with_execution_providers([ort::ep::CPU::default()
-                .with_arena_allocator(options.cpu_mem_arena)
-                .build()])
             .map_err(|e| fail(e.into()))?;
+        builder = register(builder, &options.providers, options.cpu_mem_arena, label)?;
         if let Some(weights) = shared {
             builder = builder
                 .with_prepacked_weights(weights)

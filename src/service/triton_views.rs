@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::model::providers::Providers;
 use crate::model::TensorSpec;
 use crate::repository::LoadedModel;
 use crate::tensor::DataType;
@@ -51,7 +52,7 @@ pub struct TritonReshape {
     pub shape: Vec<i64>,
 }
 
-/// One `instance_group` entry: `count` instances on the CPU.
+/// One `instance_group` entry: `count` instances, on the CPU or (a CUDA or TensorRT provider active) the GPU.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TritonInstanceGroup {
     pub count: i32,
@@ -64,6 +65,9 @@ pub struct TritonInstanceGroup {
 pub enum TritonInstanceKind {
     #[serde(rename = "KIND_CPU")]
     Cpu,
+    /// A GPU execution provider (`parameters.extra.execution_providers`) runs the model.
+    #[serde(rename = "KIND_GPU")]
+    Gpu,
 }
 
 /// The configuration's `parameters`: none.
@@ -166,7 +170,11 @@ pub(super) fn triton_config(model: &LoadedModel) -> TritonModelConfig {
         input: tensors(&model.signature.inputs),
         instance_group: vec![TritonInstanceGroup {
             count: i32::try_from(model.workers.instances()).unwrap_or(i32::MAX),
-            kind: TritonInstanceKind::Cpu,
+            kind: if Providers::from_extra(&model.source.settings.parameters.extra).uses_gpu() {
+                TritonInstanceKind::Gpu
+            } else {
+                TritonInstanceKind::Cpu
+            },
             name: model.name.clone(),
         }],
         max_batch_size: i32::try_from(max_batch_size).unwrap_or(i32::MAX),

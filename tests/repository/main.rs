@@ -3,5 +3,6 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod providers;
 mod repository;
 mod repository_api;
