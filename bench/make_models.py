@@ -2,8 +2,11 @@
 file is given, a stand-in: a randomly initialised network with MobileNetV3-small's layer layout (inverted
 residual blocks of 1x1 expand, depthwise kxk, 1x1 project; hard-swish; squeeze-excite left out), FP32
 [N,3,224,224] -> [N,1000]. The real file (../shared/models/mobilenet_v3_small.onnx) is preferred when present.
+Likewise mlp512 (x FP32 [N,512] -> MatMul 512x1024, Relu, MatMul 1024x512, Relu, MatMul 512x10 -> y FP32 [N,10],
+a GEMM-bound model where batching pays on a CPU): ../shared/models/mlp512.onnx when given, else the same graph made
+here as ../shared/models/make_mlp.py makes it (numpy seed 0, weights scaled 0.05).
 
-usage: make_models.py OUT_DIR [MOBILENET_ONNX]"""
+usage: make_models.py OUT_DIR [MOBILENET_ONNX [MLP512_ONNX]]"""
 
 import shutil
 import sys
@@ -104,6 +107,21 @@ def mobilenet_like(path: Path) -> None:
     onnx.save(model, path)
 
 
+def mlp512(path: Path) -> None:
+    rng = np.random.default_rng(0)
+    w = [(rng.standard_normal(s) * 0.05).astype(np.float32) for s in [(512, 1024), (1024, 512), (512, 10)]]
+    nodes = [helper.make_node("MatMul", ["x", "W1"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
+             helper.make_node("MatMul", ["b", "W2"], ["c"]), helper.make_node("Relu", ["c"], ["d"]),
+             helper.make_node("MatMul", ["d", "W3"], ["y"])]
+    graph = helper.make_graph(nodes, "mlp512", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 512])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+                              [numpy_helper.from_array(a, f"W{i + 1}") for i, a in enumerate(w)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, path)
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -115,6 +133,13 @@ def main() -> None:
     else:
         mobilenet_like(out / "mobilenet.onnx")
         print("mobilenet: generated stand-in (random weights, MobileNetV3-small layout, no squeeze-excite)")
+    given = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    if given and given.is_file():
+        shutil.copyfile(given, out / "mlp512.onnx")
+        print(f"mlp512: {given}")
+    else:
+        mlp512(out / "mlp512.onnx")
+        print("mlp512: generated (the graph of ../shared/models/make_mlp.py)")
 
 
 if __name__ == "__main__":
