@@ -232,36 +232,20 @@ impl Repository {
             );
         }
         let pending = self.register(sources);
-        let repo = self.clone();
-        let _ = tokio::task::spawn_blocking(move || repo.load_slots(pending)).await;
+        // One blocking task per model, as before. Tried: at most cores (or 8) loads at once, on scoped threads or
+        // on blocking tasks sharing a queue: tests/hostile's liveness probes during gzip and BYTES attacks then
+        // stalled up to 84-108 ms (7-8 ms with this), cause not found (see decision 0020).
+        let mut tasks = Vec::new();
+        for (slot, source) in pending {
+            let repo = self.clone();
+            tasks.push(tokio::task::spawn_blocking(move || {
+                repo.load_slot(&slot, source)
+            }));
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
         self.finish_startup();
-    }
-
-    /// Loads the slots (blocking), as many at once as there are cores: a load is CPU-bound (parsing, graph
-    /// optimisation), and 200 loads started at once only queued for the cores, each on a thread of its own.
-    fn load_slots(&self, pending: Vec<(Arc<Slot>, ModelSource)>) {
-        let loaders = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(pending.len());
-        let queue = Mutex::new(pending.into_iter());
-        let load_queued = || loop {
-            let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-            match next {
-                Some((slot, source)) => self.load_slot(&slot, source),
-                None => return,
-            }
-        };
-        std::thread::scope(|scope| {
-            for _ in 1..loaders {
-                if let Err(e) = std::thread::Builder::new()
-                    .name("model-loader".into())
-                    .spawn_scoped(scope, load_queued)
-                {
-                    tracing::warn!("cannot start a model-loading thread: {e}");
-                }
-            }
-            load_queued();
-        });
     }
 
     /// Marks start-up loading as finished (readiness may turn true).
