@@ -244,6 +244,7 @@ fn bare(model: PathBuf, batch: usize, threads: usize, seconds: f64) -> serde_jso
     use ort::value::{TensorRef, ValueType};
     let env = oxinfer::runtime::init(None).expect("ONNX Runtime");
     let mut session = Session::builder(env)
+        .and_then(|b| Ok(b.with_independent_thread_pool()?))
         .and_then(|b| Ok(b.with_intra_threads(threads)?))
         .and_then(|b| Ok(b.with_inter_threads(1)?))
         .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::All)?))

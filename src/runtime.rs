@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 
 use crate::error::Error;
 
@@ -96,6 +96,13 @@ fn opt_out_of_telemetry() {
     }
 }
 
+/// Threads of ONNX Runtime's process-wide intra-op pool, which sessions share unless their settings ask for
+/// something else (`SessionOptions::on_shared_pool` in `model/onnx.rs`): one per core, counting the thread that
+/// calls `run`, so cores - 1 pool threads, however many models are loaded.
+pub fn shared_pool_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// Loads the library and creates the environment (once per process; later calls return the first result).
 pub fn init(flag: Option<&Path>) -> Result<&'static Environment, Error> {
     if let Some(env) = ENVIRONMENT.get() {
@@ -109,9 +116,16 @@ pub fn init(flag: Option<&Path>) -> Result<&'static Environment, Error> {
             path.display()
         ))
     })?;
+    // Process-wide pools: with a pool per session, each model held its own intra-op threads (200 small models,
+    // 200 more threads); sessions that ask for a pool of another size still get their own.
+    let pools = GlobalThreadPoolOptions::default()
+        .with_intra_threads(shared_pool_threads())
+        .and_then(|pools| pools.with_inter_threads(1))
+        .map_err(|e| Error::Internal(format!("cannot set ONNX Runtime's thread pools: {e}")))?;
     let env = builder
         .with_name("oxinfer")
         .with_telemetry(false)
+        .with_global_thread_pool(pools)
         .build()
         .map_err(|e| Error::Internal(format!("cannot create the ONNX Runtime environment: {e}")))?;
     tracing::info!(library = %path.display(), "ONNX Runtime loaded");

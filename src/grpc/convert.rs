@@ -14,7 +14,7 @@ use super::pb::model_metadata_response::TensorMetadata;
 use crate::error::{shape_text, short, Error};
 use crate::model::TensorSpec;
 use crate::service::{InferRequest, InferResponse, ModelMetadata, RequestedOutput, ServerMetadata};
-use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
+use crate::tensor::binary::{decode_raw, into_raw_bytes};
 use crate::tensor::limits::{BytesBudget, Limits};
 use crate::tensor::{parse_wire_header, DataType, Parameters, Tensor, TensorData};
 
@@ -238,9 +238,7 @@ pub fn infer_response(response: InferResponse, raw: bool) -> pb::ModelInferRespo
         let datatype = tensor.datatype().as_str().to_string();
         let (name, shape, data, parameters) = tensor.into_parts();
         let contents = if raw {
-            let mut raw = Vec::with_capacity(raw_len(&data));
-            encode_raw(&data, &mut raw);
-            raw_output_contents.push(Bytes::from(raw));
+            raw_output_contents.push(into_raw_bytes(data));
             None
         } else {
             Some(typed_output(data))

@@ -1,5 +1,6 @@
 //! REST handlers: decode the transport, call the service, encode the answer. No validation lives here.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -233,29 +234,75 @@ async fn infer_body(
     let response = service.infer_traced(name, version, request, span).await?;
     let outputs = tensor_bytes(&response.outputs);
     permit.force(outputs);
-    let encode = move || write_infer_response(&response, |name| binary.is_binary(name));
-    let (bytes, json_len) = if outputs >= OFF_REACTOR_BYTES {
+    let encode = move || write_infer_response(response, |name| binary.is_binary(name));
+    let (json, raw_parts, json_len) = if outputs >= OFF_REACTOR_BYTES {
         service.admission().off_reactor(encode).await?
     } else {
         encode()
     };
-    // The outputs are gone; the encoded answer is held until the connection has sent it.
-    permit.keep(bytes.len());
-    let bytes = Bytes::from_owner(HeldBytes {
-        bytes,
-        _permit: permit,
-    });
+    // The outputs are gone (binary ones live on as parts of the answer); the answer is held until the connection
+    // has sent it.
+    let total = json.len() + raw_parts.iter().map(Bytes::len).sum::<usize>();
+    permit.keep(total);
     Ok(match json_len {
-        None => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
-        Some(len) => (
-            [
-                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
-                (HeaderName::from_static(HEADER_LENGTH), len.to_string()),
-            ],
-            bytes,
-        )
-            .into_response(),
+        None => {
+            let bytes = Bytes::from_owner(HeldBytes {
+                bytes: json,
+                _permit: permit,
+            });
+            ([(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+        }
+        Some(len) => {
+            let mut parts = VecDeque::with_capacity(1 + raw_parts.len());
+            parts.push_back(Bytes::from(json));
+            parts.extend(raw_parts);
+            let body = PartsBody {
+                parts,
+                left: total as u64,
+                _permit: permit,
+            };
+            (
+                [
+                    (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+                    (HeaderName::from_static(HEADER_LENGTH), len.to_string()),
+                ],
+                axum::body::Body::new(body),
+            )
+                .into_response()
+        }
     })
+}
+
+/// A binary answer in parts (the JSON, then each binary output's bytes, never copied into one buffer), holding
+/// its share of the admission budget until the connection has sent the last part.
+struct PartsBody {
+    parts: VecDeque<Bytes>,
+    left: u64,
+    _permit: Permit,
+}
+
+impl http_body::Body for PartsBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let part = self.parts.pop_front();
+        if let Some(part) = &part {
+            self.left -= part.len() as u64;
+        }
+        std::task::Poll::Ready(part.map(|part| Ok(http_body::Frame::data(part))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
 }
 
 /// The request of an infer body: JSON, JSON with binary tensors, or a raw body.

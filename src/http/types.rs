@@ -1,6 +1,6 @@
 //! REST wire types for inference: the request read borrowing the body's bytes, the response written from tensors.
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
@@ -11,7 +11,7 @@ use crate::http::json::limits::check_request_limits;
 use crate::http::json::rope::Rope;
 use crate::http::json::{decode_data, decode_data_text, read_data_early, EarlyData, JsonData};
 use crate::service::{InferRequest, InferResponse, RequestedOutput};
-use crate::tensor::binary::{decode_raw, encode_raw, raw_len};
+use crate::tensor::binary::{decode_raw, into_raw_bytes, raw_len};
 use crate::tensor::limits::{BytesBudget, Limits};
 use crate::tensor::{parse_wire_header, DataType, Parameters, Tensor, TensorData};
 
@@ -245,11 +245,12 @@ pub struct OutputJson<'a> {
 const ENCODING_PARAMETERS: [&str; 3] = ["binary_data", "binary_data_size", "classification"];
 
 /// Serialises a response. Outputs for which `binary(name)` is true go after the JSON as raw bytes (binary tensor
-/// data extension); the JSON's length is returned then, for the `Inference-Header-Content-Length` header.
+/// data extension), one part each, their buffers handed over rather than copied where the layout allows
+/// (`into_raw_bytes`); the JSON's length is returned then, for the `Inference-Header-Content-Length` header.
 pub fn write_infer_response(
-    response: &InferResponse,
+    response: InferResponse,
     binary: impl Fn(&str) -> bool,
-) -> (Vec<u8>, Option<usize>) {
+) -> (Vec<u8>, Vec<Bytes>, Option<usize>) {
     let mut any_binary = false;
     let outputs = response
         .outputs
@@ -288,21 +289,23 @@ pub fn write_infer_response(
     let estimate: usize = response
         .outputs
         .iter()
+        .filter(|t| !binary(&t.name))
         .map(|t| t.data().len() * 12)
         .sum::<usize>()
         + 256;
     let mut out = Vec::with_capacity(estimate);
     serde_json::to_writer(&mut out, &body).expect("serialising to memory cannot fail");
     if !any_binary {
-        return (out, None);
+        return (out, Vec::new(), None);
     }
     let json_len = out.len();
-    for t in &response.outputs {
-        if binary(&t.name) {
-            encode_raw(t.data(), &mut out);
-        }
-    }
-    (out, Some(json_len))
+    let parts = response
+        .outputs
+        .into_iter()
+        .filter(|t| binary(&t.name))
+        .map(|t| into_raw_bytes(t.into_parts().2))
+        .collect();
+    (out, parts, Some(json_len))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::{Receiver, RecvError};
 
-use super::job::{Job, Runner};
+use super::job::{Job, Runner, Stop};
 use super::Signature;
 use crate::error::Error;
 use crate::tensor::batch::{concat_rows, split_rows};
@@ -88,7 +88,8 @@ pub fn batchable(signature: &Signature) -> Result<(), String> {
     Ok(())
 }
 
-/// The loop of a batching instance. It blocks for a first request, then takes whatever is already queued and
+/// The loop of a batching instance. It blocks for a first request (for at most `idle`: then it returns and the
+/// instance parks), then takes whatever is already queued and
 /// fits (up to `max_batch_size`) without waiting. It waits for more, up to `max_batch_time` from the first
 /// request's arrival, only while the batch is short and the model has other instances, all busy (`busy`
 /// counts the `instances` running a batch): a free instance runs what is queued at once, so an idle model
@@ -102,14 +103,16 @@ pub(crate) fn serve(
     policy: &BatchPolicy,
     busy: &AtomicUsize,
     instances: usize,
-) {
+    idle: Duration,
+) -> Stop {
     let mut held: VecDeque<Job> = VecDeque::new();
     loop {
         let first = match held.pop_front() {
             Some(job) => job,
-            None => match receiver.recv() {
+            None => match receiver.recv_timeout(idle) {
                 Ok(job) => job,
-                Err(_) => return, // the model is unloading and the queue is empty
+                Err(RecvError::Timeout) => return Stop::Idle,
+                Err(RecvError::Disconnected) => return Stop::Closed, // unloading, queue empty
             },
         };
         let Some(first) = first.still_wanted(Instant::now(), runner.label) else {

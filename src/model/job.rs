@@ -48,6 +48,15 @@ pub(crate) fn timed_out(label: &str, place: &str) -> Error {
     ))
 }
 
+/// Why a worker loop returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// No job came for the idle time: the instance parks.
+    Idle,
+    /// The queue is closed and empty: the model is unloading.
+    Closed,
+}
+
 /// What a worker thread needs to run jobs: its backend, the model's statistics and its name for messages.
 pub(crate) struct Runner<'a> {
     pub backend: &'a mut dyn Backend,

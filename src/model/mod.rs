@@ -1,4 +1,4 @@
-//! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the worker threads that own it.
+//! Model execution: the synchronous backend trait, the ONNX Runtime backend, and the instance threads that run it.
 
 pub mod batching;
 pub mod job;
@@ -46,7 +46,8 @@ pub struct UnservedOutput {
     pub reason: String,
 }
 
-/// A loaded model that can run one request at a time; each instance lives on its own thread.
+/// A loaded model that can run one request at a time; built on the loading thread, run by its instance's thread
+/// (a new one after each idle spell, `worker.rs`).
 pub trait Backend: Send {
     /// The model's inputs and outputs.
     fn signature(&self) -> &Signature;

@@ -76,6 +76,15 @@ impl SessionOptions {
             providers: Providers::from_extra(extra),
         }
     }
+
+    /// Whether the session runs on ONNX Runtime's process-wide intra-op pool (`runtime::shared_pool_threads`,
+    /// one thread per core, shared by every such session): when it asks for that many intra-op threads (the
+    /// default for a model with one instance) and runs operators one after another. Any other setting gets the
+    /// session a pool of its own of `intra_op_threads` (that many threads minus the caller's: none for 1), as
+    /// ONNX Runtime does without shared pools.
+    pub fn on_shared_pool(&self) -> bool {
+        self.intra_op_threads == crate::runtime::shared_pool_threads() && self.inter_op_threads <= 1
+    }
 }
 
 /// A model file loaded into an ONNX Runtime session.
@@ -111,6 +120,11 @@ impl OnnxBackend {
             .with_memory_pattern(options.mem_pattern)
             .map_err(|e| fail(e.into()))?;
         builder = register(builder, &options.providers, options.cpu_mem_arena, label)?;
+        if !options.on_shared_pool() {
+            builder = builder
+                .with_independent_thread_pool()
+                .map_err(|e| fail(e.into()))?;
+        }
         if let Some(weights) = shared {
             builder = builder
                 .with_prepacked_weights(weights)

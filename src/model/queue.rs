@@ -132,6 +132,16 @@ impl<T> Receiver<T> {
         self.0.lock().jobs.pop_front()
     }
 
+    /// The next job, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: std::time::Duration) -> Result<T, RecvError> {
+        self.recv_until(Some(Instant::now() + timeout))
+    }
+
+    /// Whether no job is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().jobs.is_empty()
+    }
+
     /// The next job, waiting at most until `deadline`.
     pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
         self.recv_until(Some(deadline))

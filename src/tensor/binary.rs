@@ -1,7 +1,7 @@
 //! Raw tensor bytes, the layout shared by the binary tensor data extension and gRPC raw contents:
 //! little-endian elements, BOOL one byte, each BYTES element a 4-byte little-endian length then its bytes.
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use half::{bf16, f16};
 
 use super::{BytesBuf, DataType, TensorData};
@@ -147,6 +147,40 @@ pub fn raw_len(data: &TensorData) -> usize {
     }
 }
 
+/// A numeric buffer seen as its bytes, which on a little-endian machine are the raw layout: the owner of a
+/// `Bytes`, so an output goes to the wire without a copy.
+#[cfg(target_endian = "little")]
+struct LeBytes<T>(Vec<T>);
+
+#[cfg(target_endian = "little")]
+impl<T: bytemuck::Pod> AsRef<[u8]> for LeBytes<T> {
+    fn as_ref(&self) -> &[u8] {
+        bytemuck::cast_slice(&self.0)
+    }
+}
+
+/// `data` in the raw layout, taking over its buffer where the layout is the buffer's own (numbers on a
+/// little-endian machine, FP16/BF16 aside); BOOL and BYTES are copied.
+pub fn into_raw_bytes(data: TensorData) -> Bytes {
+    #[cfg(target_endian = "little")]
+    let data = match data {
+        TensorData::Uint8(v) => return Bytes::from(v),
+        TensorData::Int8(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Uint16(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Uint32(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Uint64(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Int16(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Int32(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Int64(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Fp32(v) => return Bytes::from_owner(LeBytes(v)),
+        TensorData::Fp64(v) => return Bytes::from_owner(LeBytes(v)),
+        other => other,
+    };
+    let mut out = Vec::with_capacity(raw_len(&data));
+    encode_raw(&data, &mut out);
+    Bytes::from(out)
+}
+
 /// Appends `data` to `out` in the raw layout.
 pub fn encode_raw(data: &TensorData, out: &mut Vec<u8>) {
     out.reserve(raw_len(data));
@@ -206,6 +240,7 @@ mod tests {
             let mut raw = Vec::new();
             encode_raw(&data, &mut raw);
             assert_eq!(raw.len(), raw_len(&data));
+            assert_eq!(into_raw_bytes(data.clone())[..], raw[..], "{data:?}");
             assert_eq!(decode_raw("x", data.datatype(), 2, &raw[..]).unwrap(), data);
             // In pieces that split elements, as a body arrives.
             let (a, b) = (raw.len().min(3), raw.len().min(5));

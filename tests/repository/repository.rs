@@ -298,3 +298,58 @@ async fn onnx_runtime_telemetry_is_turned_off_before_the_library_loads() {
         assert_eq!(std::env::var(var).as_deref(), Ok("1"), "{var}");
     }
 }
+
+/// The threads of the real server with `models` copies of iris once all are ready, leaving out the async
+/// runtime's (`tokio-rt-worker`: its blocking threads, one per model loaded at start-up, linger 10 s); one request
+/// to the last model checks that a parked instance wakes for it.
+async fn threads_when_ready(models: usize) -> usize {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..models {
+        write_model(
+            dir.path(),
+            &format!("iris-{i}"),
+            &json!({"name": format!("iris-{i}")}),
+            Some("iris"),
+        );
+    }
+    let repo = dir.path().to_str().unwrap();
+    let args = [
+        "start",
+        repo,
+        "--host",
+        "127.0.0.1",
+        "--http-port",
+        "0",
+        "--grpc-port",
+        "0",
+    ];
+    let server = support::Spawned::start(&args, &[]);
+    server.wait_ready().await;
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", server.child.id())).unwrap();
+    let threads = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() != "tokio-rt-worker")
+        .count();
+    let answer = reqwest::Client::new()
+        .post(server.url(&format!("/v2/models/iris-{}/infer", models - 1)))
+        .json(&iris_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    threads
+}
+
+/// A model holds no thread while it is idle: its instance's thread starts with a request and ends after a quiet
+/// spell, and its ONNX Runtime session runs on the process-wide pool. Before, each model held two (its instance's
+/// thread and an ONNX Runtime pool thread).
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn idle_models_hold_no_threads() {
+    let one = threads_when_ready(1).await;
+    let twenty = threads_when_ready(20).await;
+    assert!(
+        twenty <= one + 2,
+        "1 model: {one} threads, 20 models: {twenty} threads (the async runtime's left out)"
+    );
+}
