@@ -188,13 +188,21 @@ async fn run_infer(
     headers: HeaderMap,
     body: InferBody,
 ) -> Result<Response, Error> {
+    let mark = |mut answer: Response| {
+        answer
+            .extensions_mut()
+            .insert(super::middleware::InferAnswer);
+        answer
+    };
     let Some(telemetry) = service.telemetry() else {
-        return infer_body(service, name, version, headers, body, None).await;
+        return infer_body(service, name, version, headers, body, None)
+            .await
+            .map(mark);
     };
     let span = telemetry.rest_span(&headers, name, version);
     let result = infer_body(service, name, version, headers, body, Some(&span)).await;
     span.end(&result);
-    result
+    result.map(mark)
 }
 
 /// Decodes the body, runs the model, encodes the answer. Large bodies are decoded and large answers encoded on a

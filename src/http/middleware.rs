@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,25 +26,19 @@ use crate::telemetry::request_id::{request_span, RandomRequestId, REQUEST_ID};
 pub fn wrap(router: Router, service: &Arc<DataPlane>) -> Router {
     let settings = service.settings();
     let request_id = HeaderName::from_static(REQUEST_ID);
-    let mut router = router.layer(DefaultBodyLimit::max(settings.max_request_body_size));
-    if settings.gzip_enabled {
-        // Not tower-http's RequestDecompressionLayer: it inflates on the async runtime as the body is polled.
-        router = router.layer(middleware::from_fn_with_state(
+    let mut router = router
+        .layer(DefaultBodyLimit::max(settings.max_request_body_size))
+        .layer(middleware::from_fn_with_state(
             service.clone(),
-            super::inflate::inflate,
+            request_encoding,
         ));
-    }
-    router = router.layer(middleware::from_fn_with_state(
-        settings.gzip_enabled,
-        check_content_encoding,
-    ));
     if settings.gzip_enabled {
-        router = router
-            .layer(middleware::from_fn(mark_infer_responses))
-            .layer(
-                CompressionLayer::new()
-                    .compress_when(SizeAbove::new(MIN_COMPRESSED_BYTES).and(InferResponses)),
-            );
+        // Only the infer handlers' answers carry the mark (`InferAnswer`): one layer less a request than a
+        // middleware that marks them by route.
+        router = router.layer(
+            CompressionLayer::new()
+                .compress_when(SizeAbove::new(MIN_COMPRESSED_BYTES).and(InferResponses)),
+        );
     }
     let metrics = service.metrics();
     if metrics.enabled() {
@@ -71,42 +65,44 @@ pub fn wrap(router: Router, service: &Arc<DataPlane>) -> Router {
 /// Smallest response body worth compressing (MLServer's gzip middleware uses the same bound).
 pub const MIN_COMPRESSED_BYTES: u16 = 500;
 
-/// Marks a successful answer of an infer route: the only responses compressed, as Triton does. Clients expect
-/// nothing else compressed: `tritonclient.http.aio` sends `Accept-Encoding: gzip` on every call yet only
-/// decompresses infer responses.
+/// The mark of a successful answer of an infer route (put on by the infer handlers): the only responses
+/// compressed, as Triton does. Clients expect nothing else compressed: `tritonclient.http.aio` sends
+/// `Accept-Encoding: gzip` on every call yet only decompresses infer responses.
 #[derive(Clone, Copy)]
-struct InferResponse;
+pub struct InferAnswer;
 
-/// Middleware inside the compression layer: marks the answers of the infer routes.
-async fn mark_infer_responses(request: Request, next: Next) -> Response {
-    let infer = request
-        .extensions()
-        .get::<MatchedPath>()
-        .is_some_and(|path| path.as_str().ends_with("/infer"));
-    let mut response = next.run(request).await;
-    if infer && response.status().is_success() {
-        response.extensions_mut().insert(InferResponse);
-    }
-    response
-}
-
-/// Compression predicate: only responses marked by [`mark_infer_responses`].
+/// Compression predicate: only responses marked [`InferAnswer`].
 #[derive(Clone, Copy)]
 struct InferResponses;
 
 impl Predicate for InferResponses {
     fn should_compress<B: axum::body::HttpBody>(&self, response: &axum::http::Response<B>) -> bool {
-        response.extensions().get::<InferResponse>().is_some()
+        response.extensions().get::<InferAnswer>().is_some()
     }
 }
 
-/// Refuses request bodies in an encoding that will not be decoded (415, in the server's error shape).
-async fn check_content_encoding(
-    axum::extract::State(gzip_enabled): axum::extract::State<bool>,
+/// Refuses request bodies in an encoding that will not be decoded (415, in the server's error shape), and
+/// inflates gzip/deflate bodies when `gzip_enabled` (not tower-http's RequestDecompressionLayer: it inflates on
+/// the async runtime as the body is polled): one layer for both.
+async fn request_encoding(
+    axum::extract::State(service): axum::extract::State<Arc<DataPlane>>,
     request: Request,
     next: Next,
 ) -> Response {
-    if let Some(encoding) = request.headers().get(header::CONTENT_ENCODING) {
+    let gzip_enabled = service.settings().gzip_enabled;
+    if let Some(refused) = refuse_encoding(request.headers(), gzip_enabled) {
+        return refused;
+    }
+    if gzip_enabled {
+        super::inflate::inflate(axum::extract::State(service), request, next).await
+    } else {
+        next.run(request).await
+    }
+}
+
+/// The 415 answer for a body in an encoding that will not be decoded; `None` when it will be.
+fn refuse_encoding(headers: &axum::http::HeaderMap, gzip_enabled: bool) -> Option<Response> {
+    if let Some(encoding) = headers.get(header::CONTENT_ENCODING) {
         let encoding = encoding.to_str().unwrap_or("?").trim().to_ascii_lowercase();
         let decoded = matches!(encoding.as_str(), "gzip" | "deflate");
         if encoding != "identity" && !(decoded && gzip_enabled) {
@@ -115,14 +111,16 @@ async fn check_content_encoding(
             } else {
                 format!("unsupported Content-Encoding {encoding:?}; use gzip, deflate or none")
             };
-            return (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                Json(ErrorBody { error }),
-            )
-                .into_response();
+            return Some(
+                (
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    Json(ErrorBody { error }),
+                )
+                    .into_response(),
+            );
         }
     }
-    next.run(request).await
+    None
 }
 
 /// Headers browsers may always send (Starlette allows them whatever `allow_headers` says).
